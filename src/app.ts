@@ -1,0 +1,55 @@
+import type { IncomingMessage } from 'node:http';
+
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
+import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { Logger } from 'nestjs-pino';
+
+import { AppModule } from './app.module';
+import { Clock, SystemClock } from './common/clock';
+import { toErrorBody } from './common/error.filter';
+import { assignRequestId } from './common/request-id';
+import { createValidationPipe } from './common/validation';
+import { Runtime } from './config/runtime';
+
+/** Builds the application (not yet listening); tests call this with their own runtime and clock. */
+export async function buildApp(runtime: Runtime, clock: Clock = new SystemClock()): Promise<NestFastifyApplication> {
+  const adapter = new FastifyAdapter({
+    bodyLimit: runtime.settings.bodyLimitBytes,
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
+    genReqId: (request: IncomingMessage) => assignRequestId(request),
+    // Lets in-flight requests finish on shutdown while new connections are refused.
+    return503OnClosing: true,
+  });
+
+  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(runtime, clock), adapter, {
+    bufferLogs: true,
+  });
+  app.useLogger(app.get(Logger));
+  app.useGlobalPipes(createValidationPipe());
+  app.setGlobalPrefix('api', { exclude: ['health/live', 'health/ready'] });
+  app.enableShutdownHooks();
+
+  // Errors raised by Fastify before routing (body too large, bad JSON, forbidden keys) get the same body.
+  const fastify = app.getHttpAdapter().getInstance();
+  fastify.setErrorHandler((error, request, reply) => {
+    const body = toErrorBody(error, String(request.id));
+    void reply.status(body.statusCode).send(body);
+  });
+
+  const document = SwaggerModule.createDocument(
+    app,
+    new DocumentBuilder()
+      .setTitle('Third-party software governance tracker')
+      .setDescription(
+        'Approvals, admin access, reviews, de-provisioning and patch status for remote-management and ' +
+          'software-deployment tools (MITRE ATT&CK T1072).',
+      )
+      .setVersion('0.1.0')
+      .build(),
+  );
+  SwaggerModule.setup('docs', app, document, { useGlobalPrefix: false });
+
+  return app;
+}

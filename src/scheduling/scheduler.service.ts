@@ -1,0 +1,155 @@
+import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
+import { Job, JobsOptions, Queue, Worker } from 'bullmq';
+import IORedis from 'ioredis';
+
+import { runsWorker } from '../config/settings';
+import type { Settings } from '../config/settings';
+import { SETTINGS } from '../config/runtime';
+import { runWithContext } from '../common/request-context';
+import { createRedis, describeRedis } from './redis';
+
+export type JobHandler = (job: Job) => Promise<unknown>;
+
+interface RecurringJob {
+  queue: string;
+  schedulerId: string;
+  cron: string;
+  jobName: string;
+  data: object;
+}
+
+/**
+ * Owns every BullMQ queue and worker. Feature modules register handlers and recurring jobs during
+ * module init; on bootstrap the worker starts (in the worker role) and recurring jobs are upserted
+ * as job schedulers, again on every reconnect because a Redis without persistence may have lost them.
+ * PostgreSQL stays the source of truth: handlers re-read it before acting.
+ */
+@Injectable()
+export class SchedulerService implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger('Scheduler');
+  private readonly producer: IORedis;
+  private readonly queues = new Map<string, Queue>();
+  private readonly handlers = new Map<string, Map<string, JobHandler>>();
+  private readonly recurring: RecurringJob[] = [];
+  private readonly workers: Worker[] = [];
+  private lastErrorLog = 0;
+
+  constructor(@Inject(SETTINGS) private readonly settings: Settings) {
+    this.producer = createRedis(settings.redisUrl, { failFast: true, name: 'gov-producer' });
+    this.producer.on('error', (error) => this.logRedisError(error));
+    this.producer.on('ready', () => void this.onRedisReady());
+  }
+
+  /** Registers the handler of one job name; a second handler for the same name is a start-up error. */
+  handle(queueName: string, jobName: string, handler: JobHandler): void {
+    const byName = this.handlers.get(queueName) ?? new Map<string, JobHandler>();
+    if (byName.has(jobName)) {
+      throw new Error(`Job "${jobName}" on queue "${queueName}" has two handlers`);
+    }
+    byName.set(jobName, handler);
+    this.handlers.set(queueName, byName);
+  }
+
+  /** Declares a recurring job; its scheduler id is fixed, so every instance upserts the same schedule. */
+  scheduleRecurring(job: RecurringJob): void {
+    this.recurring.push(job);
+  }
+
+  /** Adds a job with a deterministic id; BullMQ ignores a second add with the same id while it is kept. */
+  async add(queueName: string, jobName: string, data: object, options: JobsOptions & { jobId: string }): Promise<void> {
+    if (options.jobId.includes(':')) {
+      throw new Error(`Job id "${options.jobId}" contains ":", which BullMQ rejects`);
+    }
+    await this.queue(queueName).add(jobName, data, options);
+  }
+
+  queue(name: string): Queue {
+    let queue = this.queues.get(name);
+    if (!queue) {
+      queue = new Queue(name, { connection: this.producer, prefix: this.settings.queuePrefix });
+      queue.on('error', (error) => this.logRedisError(error));
+      this.queues.set(name, queue);
+    }
+    return queue;
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    for (const job of this.recurring) {
+      if (!this.handlers.get(job.queue)?.has(job.jobName)) {
+        throw new Error(`Recurring job "${job.jobName}" on queue "${job.queue}" has no handler`);
+      }
+    }
+    if (runsWorker(this.settings)) {
+      for (const queueName of this.handlers.keys()) {
+        this.workers.push(this.startWorker(queueName));
+      }
+    }
+    this.logger.log(`Scheduling through Redis at ${describeRedis(this.settings.redisUrl)}`);
+  }
+
+  /** Closes workers after their active jobs finish, then the queues and the connection. */
+  async onApplicationShutdown(): Promise<void> {
+    await Promise.all(this.workers.map((worker) => worker.close()));
+    await Promise.all([...this.queues.values()].map((queue) => queue.close()));
+    this.producer.disconnect();
+  }
+
+  private startWorker(queueName: string): Worker {
+    const handlers = this.handlers.get(queueName)!;
+    const worker = new Worker(
+      queueName,
+      async (job) => {
+        const handler = handlers.get(job.name);
+        if (!handler) throw new Error(`No handler for job "${job.name}" on queue "${queueName}"`);
+        return runWithContext(
+          { requestId: `job-${job.id ?? 'unknown'}`, clientAddress: undefined, actor: 'system', channel: 'job' },
+          () => handler(job),
+        );
+      },
+      {
+        connection: createRedis(this.settings.redisUrl, { failFast: false, name: `gov-worker-${queueName}` }),
+        prefix: this.settings.queuePrefix,
+        concurrency: 2,
+      },
+    );
+    worker.on('error', (error) => this.logRedisError(error));
+    worker.on('completed', (job) => this.logger.log({ queue: queueName, job: job.name, jobId: job.id }, 'Job completed'));
+    worker.on('failed', (job, error) =>
+      this.logger.warn({ queue: queueName, job: job?.name, jobId: job?.id, err: error }, 'Job failed'),
+    );
+    return worker;
+  }
+
+  private async onRedisReady(): Promise<void> {
+    try {
+      await this.warnUnlessNoEviction();
+      for (const job of this.recurring) {
+        await this.queue(job.queue).upsertJobScheduler(
+          job.schedulerId,
+          { pattern: job.cron, tz: 'UTC' },
+          { name: job.jobName, data: job.data },
+        );
+      }
+    } catch (error) {
+      this.logger.warn({ err: error }, 'Could not register recurring jobs; retrying when Redis reconnects');
+    }
+  }
+
+  private async warnUnlessNoEviction(): Promise<void> {
+    const reply = (await this.producer.config('GET', 'maxmemory-policy')) as string[];
+    const policy = reply[1];
+    if (policy !== 'noeviction') {
+      this.logger.warn(
+        `Redis maxmemory-policy is "${policy}"; set it to "noeviction" or Redis may silently drop queued jobs`,
+      );
+    }
+  }
+
+  /** Logs Redis errors at most every 30 seconds, because a down Redis raises one per retry. */
+  private logRedisError(error: Error): void {
+    const now = Date.now();
+    if (now - this.lastErrorLog < 30_000) return;
+    this.lastErrorLog = now;
+    this.logger.warn(`Redis unavailable (${error.message}); scheduled work resumes when it returns`);
+  }
+}
