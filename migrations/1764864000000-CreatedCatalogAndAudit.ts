@@ -44,7 +44,9 @@ export class CreatedCatalogAndAudit1764864000000 implements MigrationInterface {
         updated_at timestamptz NOT NULL,
         version integer NOT NULL DEFAULT 1
       )`);
-    await queryRunner.query(`CREATE UNIQUE INDEX systems_provider_name_key ON systems (provider_id, lower(name))`);
+    await queryRunner.query(
+      `CREATE UNIQUE INDEX systems_provider_name_key ON systems (provider_id, lower(name))`,
+    );
     await queryRunner.query(`CREATE INDEX systems_name_idx ON systems (name, id)`);
 
     await queryRunner.query(`
@@ -63,7 +65,9 @@ export class CreatedCatalogAndAudit1764864000000 implements MigrationInterface {
         prev_hash bytea NOT NULL UNIQUE,
         hash bytea NOT NULL
       )`);
-    await queryRunner.query(`CREATE INDEX audit_events_entity_idx ON audit_events (entity_type, entity_id, seq)`);
+    await queryRunner.query(
+      `CREATE INDEX audit_events_entity_idx ON audit_events (entity_type, entity_id, seq)`,
+    );
     await queryRunner.query(`CREATE INDEX audit_events_time_idx ON audit_events (occurred_at)`);
 
     // The canonical pre-image: a JSON array, whose text form PostgreSQL produces deterministically.

@@ -59,10 +59,17 @@ export class AppModule implements NestModule {
             genReqId: (request) => String((request as { id?: string }).id),
             redact: { paths: REDACTED_PATHS, censor: '[Redacted]' },
             customLogLevel: (_request, response, error) =>
-              error || response.statusCode >= 500 ? 'error' : response.statusCode >= 400 ? 'warn' : 'info',
+              error || response.statusCode >= 500
+                ? 'error'
+                : response.statusCode >= 400
+                  ? 'warn'
+                  : 'info',
           },
         }),
-        TypeOrmModule.forRoot({ ...dataSourceOptions(runtime.databaseUrl), autoLoadEntities: true }),
+        TypeOrmModule.forRoot({
+          ...dataSourceOptions(runtime.databaseUrl),
+          autoLoadEntities: true,
+        }),
         SchedulingModule,
         AuditModule,
         HealthModule,

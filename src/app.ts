@@ -7,13 +7,15 @@ import { Logger } from 'nestjs-pino';
 
 import { AppModule } from './app.module';
 import { Clock, SystemClock } from './common/clock';
-import { toErrorBody } from './common/error.filter';
 import { assignRequestId } from './common/request-id';
 import { createValidationPipe } from './common/validation';
 import { Runtime } from './config/runtime';
 
 /** Builds the application (not yet listening); tests call this with their own runtime and clock. */
-export async function buildApp(runtime: Runtime, clock: Clock = new SystemClock()): Promise<NestFastifyApplication> {
+export async function buildApp(
+  runtime: Runtime,
+  clock: Clock = new SystemClock(),
+): Promise<NestFastifyApplication> {
   const adapter = new FastifyAdapter({
     bodyLimit: runtime.settings.bodyLimitBytes,
     onProtoPoisoning: 'error',
@@ -23,20 +25,17 @@ export async function buildApp(runtime: Runtime, clock: Clock = new SystemClock(
     return503OnClosing: true,
   });
 
-  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(runtime, clock), adapter, {
-    bufferLogs: true,
-  });
+  const app = await NestFactory.create<NestFastifyApplication>(
+    AppModule.forRoot(runtime, clock),
+    adapter,
+    {
+      bufferLogs: true,
+    },
+  );
   app.useLogger(app.get(Logger));
   app.useGlobalPipes(createValidationPipe());
   app.setGlobalPrefix('api', { exclude: ['health/live', 'health/ready'] });
   app.enableShutdownHooks();
-
-  // Errors raised by Fastify before routing (body too large, bad JSON, forbidden keys) get the same body.
-  const fastify = app.getHttpAdapter().getInstance();
-  fastify.setErrorHandler((error, request, reply) => {
-    const body = toErrorBody(error, String(request.id));
-    void reply.status(body.statusCode).send(body);
-  });
 
   const document = SwaggerModule.createDocument(
     app,

@@ -31,10 +31,12 @@ export async function prepareRuntime(settings: Settings): Promise<PreparedRuntim
   if (embedded !== undefined || settings.migrationsRun) {
     try {
       const applied = await runMigrations(databaseUrl);
-      logger.log(applied.length > 0 ? `Applied migrations: ${applied.join(', ')}` : 'Schema is up to date');
+      logger.log(
+        applied.length > 0 ? `Applied migrations: ${applied.join(', ')}` : 'Schema is up to date',
+      );
     } catch (error) {
       await embedded?.stop();
-      throw new Error(describeConnectionFailure(databaseUrl, error));
+      throw new Error(describeConnectionFailure(databaseUrl, error), { cause: error });
     }
   }
 

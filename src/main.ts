@@ -18,7 +18,7 @@ async function main(): Promise<void> {
     app = await buildApp(runtime);
   } catch (error) {
     await embedded?.stop();
-    throw new Error(describeConnectionFailure(runtime.databaseUrl, error));
+    throw new Error(describeConnectionFailure(runtime.databaseUrl, error), { cause: error });
   }
   if (embedded) {
     // Runs after Nest has closed the HTTP server, the workers and the connection pool.
@@ -27,7 +27,9 @@ async function main(): Promise<void> {
 
   if (runsApi(settings)) {
     await app.listen({ port: settings.port, host: settings.host });
-    logger.log(`Serving on http://${settings.host}:${settings.port} (role ${settings.role}); API docs at /docs`);
+    logger.log(
+      `Serving on http://${settings.host}:${settings.port} (role ${settings.role}); API docs at /docs`,
+    );
   } else {
     await app.init();
     logger.log('Running as worker only; no HTTP port is opened');
@@ -36,7 +38,8 @@ async function main(): Promise<void> {
 
 main().catch((error: unknown) => {
   // Configuration and connection problems are the operator's to fix: print the message, not a trace.
-  const message = error instanceof ConfigurationError || error instanceof Error ? error.message : String(error);
+  const message =
+    error instanceof ConfigurationError || error instanceof Error ? error.message : String(error);
   process.stderr.write(`Start-up failed: ${message}\n`);
   if (!(error instanceof ConfigurationError) && process.env.LOG_LEVEL === 'debug') {
     process.stderr.write(`${(error as Error).stack ?? ''}\n`);

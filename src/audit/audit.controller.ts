@@ -57,11 +57,14 @@ export class AuditController {
 
   @Get()
   @RequirePermission('audit.read')
-  @ApiOperation({ summary: 'List audit events, oldest first, filtered by entity, actor, action and time' })
+  @ApiOperation({
+    summary: 'List audit events, oldest first, filtered by entity, actor, action and time',
+  })
   async list(@Query() query: AuditQuery): Promise<Page<AuditEvent>> {
     // TODO: reading the audit trail is not itself audited yet; that needs the signed-in reader.
     const builder = this.dataSource.getRepository(AuditEvent).createQueryBuilder('e');
-    if (query.entityType) builder.andWhere('e.entity_type = :entityType', { entityType: query.entityType });
+    if (query.entityType)
+      builder.andWhere('e.entity_type = :entityType', { entityType: query.entityType });
     if (query.entityId) builder.andWhere('e.entity_id = :entityId', { entityId: query.entityId });
     if (query.action) builder.andWhere('e.action = :action', { action: query.action });
     if (query.actor) builder.andWhere('e.actor = :actor', { actor: query.actor });

@@ -54,10 +54,10 @@ export class AuditService {
 
   /** Recomputes every link from the first event to the head in one pass inside PostgreSQL. */
   async verify(): Promise<ChainVerification> {
-    const [summary] = await this.dataSource.query(
+    const [summary] = await this.dataSource.query<{ events: number; head: string | null }[]>(
       `SELECT count(*)::int AS events, max(seq)::text AS head FROM audit_events`,
     );
-    const [broken] = await this.dataSource.query(`
+    const [broken] = await this.dataSource.query<{ seq: string }[]>(`
       SELECT seq::text AS seq FROM (
         SELECT e.seq, e.hash, e.prev_hash,
                lag(e.hash) OVER (ORDER BY e.seq) AS prior_hash,

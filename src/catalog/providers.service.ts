@@ -70,7 +70,10 @@ export class ProvidersService {
       }
       const before = { ...provider };
       const { version: _version, ...changes } = input;
-      Object.assign(provider, changes, { updatedAt: this.clock.now(), version: provider.version + 1 });
+      Object.assign(provider, changes, {
+        updatedAt: this.clock.now(),
+        version: provider.version + 1,
+      });
       await this.save(manager, provider);
       await this.audit.record(manager, {
         action: 'provider.updated',
@@ -88,9 +91,13 @@ export class ProvidersService {
       await manager.save(provider);
     } catch (error) {
       if (isUniqueViolation(error, 'providers_name_key')) {
-        throw new ConflictError('PROVIDER.DUPLICATE_NAME', `A provider named "${provider.name}" already exists`, {
-          field: 'name',
-        });
+        throw new ConflictError(
+          'PROVIDER.DUPLICATE_NAME',
+          `A provider named "${provider.name}" already exists`,
+          {
+            field: 'name',
+          },
+        );
       }
       throw error;
     }
@@ -98,7 +105,10 @@ export class ProvidersService {
 }
 
 export async function lockProvider(manager: EntityManager, id: string): Promise<Provider> {
-  const provider = await manager.findOne(Provider, { where: { id }, lock: { mode: 'pessimistic_write' } });
+  const provider = await manager.findOne(Provider, {
+    where: { id },
+    lock: { mode: 'pessimistic_write' },
+  });
   if (!provider) throw new NotFoundError('Provider', id);
   return provider;
 }

@@ -53,7 +53,10 @@ export class CreateSystemDto {
   @Length(1, 200)
   name!: string;
 
-  @ApiProperty({ example: 'ScreenConnect', description: 'Product name as the provider publishes it' })
+  @ApiProperty({
+    example: 'ScreenConnect',
+    description: 'Product name as the provider publishes it',
+  })
   @Trim()
   @IsString()
   @Length(1, 200)
@@ -106,7 +109,9 @@ export class CreateSystemDto {
   lifecycleStatus?: 'planned' | 'active';
 }
 
-export class UpdateSystemDto extends PartialType(OmitType(CreateSystemDto, ['providerId'] as const)) {
+export class UpdateSystemDto extends PartialType(
+  OmitType(CreateSystemDto, ['providerId'] as const),
+) {
   @ApiProperty({ description: 'The version you read; a stale version is rejected with 409' })
   @IsInt()
   @Min(1)

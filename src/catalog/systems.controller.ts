@@ -35,7 +35,10 @@ export class SystemsController {
 
   @Patch(':id')
   @RequirePermission('catalog.write')
-  update(@Param('id', uuidPipe) id: string, @Body() body: UpdateSystemDto): Promise<ThirdPartySystem> {
+  update(
+    @Param('id', uuidPipe) id: string,
+    @Body() body: UpdateSystemDto,
+  ): Promise<ThirdPartySystem> {
     return this.systems.update(id, body);
   }
 
@@ -43,7 +46,10 @@ export class SystemsController {
   @HttpCode(200)
   @RequirePermission('catalog.write')
   @ApiOperation({ summary: 'Retire a system; it keeps its history and accepts no further change' })
-  retire(@Param('id', uuidPipe) id: string, @Body() body: RetireSystemDto): Promise<ThirdPartySystem> {
+  retire(
+    @Param('id', uuidPipe) id: string,
+    @Body() body: RetireSystemDto,
+  ): Promise<ThirdPartySystem> {
     return this.systems.retire(id, body);
   }
 }

@@ -26,18 +26,24 @@ export class SystemsService {
 
   async list(query: SystemListQuery): Promise<Page<ThirdPartySystem>> {
     const builder = this.dataSource.getRepository(ThirdPartySystem).createQueryBuilder('s');
-    if (query.providerId) builder.andWhere('s.provider_id = :providerId', { providerId: query.providerId });
+    if (query.providerId)
+      builder.andWhere('s.provider_id = :providerId', { providerId: query.providerId });
     if (query.category) builder.andWhere('s.category = :category', { category: query.category });
-    if (query.criticality) builder.andWhere('s.criticality = :criticality', { criticality: query.criticality });
+    if (query.criticality)
+      builder.andWhere('s.criticality = :criticality', { criticality: query.criticality });
     if (query.lifecycleStatus) {
       builder.andWhere('s.lifecycle_status = :status', { status: query.lifecycleStatus });
     }
     if (query.q) {
-      builder.andWhere('(s.name ILIKE :q OR s.product ILIKE :q)', { q: `%${escapeLike(query.q)}%` });
+      builder.andWhere('(s.name ILIKE :q OR s.product ILIKE :q)', {
+        q: `%${escapeLike(query.q)}%`,
+      });
     }
     const direction = query.order === 'asc' ? 'ASC' : 'DESC';
     if (query.sort === 'criticality') {
-      builder.addSelect(CRITICALITY_RANK, 'criticality_rank').orderBy('criticality_rank', direction);
+      builder
+        .addSelect(CRITICALITY_RANK, 'criticality_rank')
+        .orderBy('criticality_rank', direction);
     } else {
       builder.orderBy(`s.${query.sort}`, direction);
     }
@@ -63,9 +69,14 @@ export class SystemsService {
         lock: { mode: 'pessimistic_read' },
       });
       if (!provider) {
-        throw new DomainError(404, 'PROVIDER.NOT_FOUND', `Provider ${input.providerId} was not found`, {
-          field: 'providerId',
-        });
+        throw new DomainError(
+          404,
+          'PROVIDER.NOT_FOUND',
+          `Provider ${input.providerId} was not found`,
+          {
+            field: 'providerId',
+          },
+        );
       }
 
       const now = this.clock.now();
@@ -77,7 +88,10 @@ export class SystemsService {
         category: input.category,
         criticality: input.criticality,
         ownerEmail: input.ownerEmail?.toLowerCase() ?? null,
-        hosts: (input.hosts ?? []).map((host) => ({ ...host, hostname: host.hostname.toLowerCase() })),
+        hosts: (input.hosts ?? []).map((host) => ({
+          ...host,
+          hostname: host.hostname.toLowerCase(),
+        })),
         networkZone: input.networkZone ?? null,
         deploysSoftware: input.deploysSoftware ?? false,
         lifecycleStatus: input.lifecycleStatus ?? 'active',
@@ -105,7 +119,10 @@ export class SystemsService {
       const { version: _version, ...changes } = input;
       if (changes.ownerEmail !== undefined) changes.ownerEmail = changes.ownerEmail.toLowerCase();
       if (changes.hosts !== undefined) {
-        changes.hosts = changes.hosts.map((host) => ({ ...host, hostname: host.hostname.toLowerCase() }));
+        changes.hosts = changes.hosts.map((host) => ({
+          ...host,
+          hostname: host.hostname.toLowerCase(),
+        }));
       }
       Object.assign(system, changes, { updatedAt: this.clock.now(), version: system.version + 1 });
       await this.save(manager, system);
@@ -144,12 +161,24 @@ export class SystemsService {
   }
 
   /** Locks the row and checks the caller's version; a retired system accepts no further change. */
-  private async lockForChange(manager: EntityManager, id: string, version: number): Promise<ThirdPartySystem> {
-    const system = await manager.findOne(ThirdPartySystem, { where: { id }, lock: { mode: 'pessimistic_write' } });
+  private async lockForChange(
+    manager: EntityManager,
+    id: string,
+    version: number,
+  ): Promise<ThirdPartySystem> {
+    const system = await manager.findOne(ThirdPartySystem, {
+      where: { id },
+      lock: { mode: 'pessimistic_write' },
+    });
     if (!system) throw new NotFoundError('System', id);
-    if (system.version !== version) throw new StaleVersionError('System', id, version, system.version);
+    if (system.version !== version)
+      throw new StaleVersionError('System', id, version, system.version);
     if (system.lifecycleStatus === 'retired') {
-      throw new ConflictError('SYSTEM.RETIRED', `System ${id} is retired and can no longer change`, { id });
+      throw new ConflictError(
+        'SYSTEM.RETIRED',
+        `System ${id} is retired and can no longer change`,
+        { id },
+      );
     }
     return system;
   }

@@ -9,7 +9,8 @@ export type AccessRule = { public: true } | { permission: string };
 export const ACCESS_KEY = 'access-rule';
 
 /** Declares that a route is open to anyone, signed in or not (health, docs). */
-export const Public = (): MethodDecorator & ClassDecorator => SetMetadata(ACCESS_KEY, { public: true });
+export const Public = (): MethodDecorator & ClassDecorator =>
+  SetMetadata(ACCESS_KEY, { public: true });
 
 /** Declares the permission a caller needs for a route. */
 export const RequirePermission = (permission: string): MethodDecorator & ClassDecorator =>
@@ -29,7 +30,11 @@ export class AccessGuard implements CanActivate {
       context.getClass(),
     ]);
     if (rule === undefined) {
-      throw new DomainError(403, 'AUTH.ROUTE_UNDECLARED', 'This route declares no access rule and is closed');
+      throw new DomainError(
+        403,
+        'AUTH.ROUTE_UNDECLARED',
+        'This route declares no access rule and is closed',
+      );
     }
     // TODO: permission rules are accepted for everyone until users, roles and sign-in exist.
     return true;

@@ -1,4 +1,11 @@
-import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
+import {
+  ArgumentsHost,
+  Catch,
+  ExceptionFilter,
+  HttpException,
+  HttpStatus,
+  Logger,
+} from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { QueryFailedError } from 'typeorm';
 
@@ -19,8 +26,16 @@ const CODES_BY_STATUS: Record<number, string> = {
 
 /** PostgreSQL error codes caused by input the application let through, mapped to client errors. */
 const POSTGRES_CLIENT_ERRORS: Record<string, { status: number; code: string; message: string }> = {
-  '23505': { status: 409, code: 'STATE.DUPLICATE', message: 'A record with the same unique value already exists' },
-  '23503': { status: 409, code: 'STATE.REFERENCE_MISSING', message: 'A referenced record does not exist' },
+  '23505': {
+    status: 409,
+    code: 'STATE.DUPLICATE',
+    message: 'A record with the same unique value already exists',
+  },
+  '23503': {
+    status: 409,
+    code: 'STATE.REFERENCE_MISSING',
+    message: 'A referenced record does not exist',
+  },
   '22P02': { status: 400, code: 'REQUEST.INVALID', message: 'A value has the wrong format' },
   '22001': { status: 400, code: 'REQUEST.INVALID', message: 'A value is too long' },
   '22003': { status: 400, code: 'REQUEST.INVALID', message: 'A number is out of range' },
@@ -31,7 +46,13 @@ const logger = new Logger('ErrorFilter');
 /** Maps any thrown value to the single error body shape; hides details of unexpected errors. */
 export function toErrorBody(exception: unknown, requestId: string | undefined): ErrorBody {
   if (exception instanceof DomainError) {
-    return withDetails(exception.status, exception.code, exception.message, exception.details, requestId);
+    return withDetails(
+      exception.status,
+      exception.code,
+      exception.message,
+      exception.details,
+      requestId,
+    );
   }
 
   if (exception instanceof HttpException) {
@@ -39,9 +60,15 @@ export function toErrorBody(exception: unknown, requestId: string | undefined): 
     const response = exception.getResponse();
     const message =
       typeof response === 'object' && response !== null && 'message' in response
-        ? String((response as { message: unknown }).message)
+        ? String(response.message)
         : exception.message;
-    return withDetails(status, CODES_BY_STATUS[status] ?? `HTTP.${status}`, message, undefined, requestId);
+    return withDetails(
+      status,
+      CODES_BY_STATUS[status] ?? `HTTP.${status}`,
+      message,
+      undefined,
+      requestId,
+    );
   }
 
   if (exception instanceof QueryFailedError) {
@@ -55,8 +82,14 @@ export function toErrorBody(exception: unknown, requestId: string | undefined): 
   // Errors raised by Fastify itself before a handler runs: body too large, bad JSON, prototype keys.
   const fastifyStatus = (exception as { statusCode?: unknown } | null)?.statusCode;
   if (typeof fastifyStatus === 'number' && fastifyStatus >= 400 && fastifyStatus < 500) {
-    const message = fastifyMessage(exception as Error & { code?: string });
-    return withDetails(fastifyStatus, CODES_BY_STATUS[fastifyStatus] ?? `HTTP.${fastifyStatus}`, message, undefined, requestId);
+    const message = fastifyMessage(exception);
+    return withDetails(
+      fastifyStatus,
+      CODES_BY_STATUS[fastifyStatus] ?? `HTTP.${fastifyStatus}`,
+      message,
+      undefined,
+      requestId,
+    );
   }
 
   logger.error({ err: exception, requestId }, 'Unhandled error');
@@ -68,8 +101,9 @@ export function toErrorBody(exception: unknown, requestId: string | undefined): 
   };
 }
 
-function fastifyMessage(error: Error & { code?: string }): string {
-  switch (error.code) {
+function fastifyMessage(error: unknown): string {
+  const { code, message } = error as { code?: string; message?: string };
+  switch (code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return 'Request body is larger than the configured limit (BODY_LIMIT_BYTES)';
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
@@ -77,9 +111,7 @@ function fastifyMessage(error: Error & { code?: string }): string {
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return 'Request body is empty but Content-Type is application/json';
     default:
-      return error.message.includes('prototype')
-        ? 'Request body contains a forbidden key (__proto__ or constructor.prototype)'
-        : `Request body is not valid JSON: ${error.message}`;
+      return `Request body is not valid JSON: ${message ?? 'unknown parse error'}`;
   }
 }
 

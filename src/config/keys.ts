@@ -41,7 +41,8 @@ export function resolveKeys(settings: Settings): Keys {
   const resolved = {} as Keys;
   for (const name of names) {
     const given = settings.keys[name];
-    resolved[name] = given !== undefined ? Buffer.from(given, 'base64') : readOrCreateKey(keyDir, name);
+    resolved[name] =
+      given !== undefined ? Buffer.from(given, 'base64') : readOrCreateKey(keyDir, name);
   }
   return resolved;
 }
@@ -60,7 +61,9 @@ function readOrCreateKey(keyDir: string, name: KeyName): Buffer {
   if (existsSync(file)) {
     const key = Buffer.from(readFileSync(file, 'utf8').trim(), 'base64');
     if (key.length !== 32) {
-      throw new ConfigurationError([`${file} must hold 32 bytes in base64; restore it from backup`]);
+      throw new ConfigurationError([
+        `${file} must hold 32 bytes in base64; restore it from backup`,
+      ]);
     }
     return key;
   }

@@ -63,7 +63,12 @@ export function loadSettings(env: Env = process.env): Settings {
     embeddedPostgresPort: reader.integer('EMBEDDED_PG_PORT', 54329, 1, 65535),
     migrationsRun: reader.boolean('MIGRATIONS_RUN', false),
     redisUrl: reader.url('REDIS_URL', ['redis:', 'rediss:']) ?? 'redis://127.0.0.1:6379',
-    queuePrefix: reader.pattern('QUEUE_PREFIX', 'gov', /^[A-Za-z0-9_-]{1,40}$/, '1-40 letters, digits, _ or -'),
+    queuePrefix: reader.pattern(
+      'QUEUE_PREFIX',
+      'gov',
+      /^[A-Za-z0-9_-]{1,40}$/,
+      '1-40 letters, digits, _ or -',
+    ),
     role: reader.choice('PROCESS_ROLE', 'both', ROLES),
     logLevel: reader.choice('LOG_LEVEL', 'info', LOG_LEVELS),
     bodyLimitBytes: reader.integer('BODY_LIMIT_BYTES', 1_048_576, 1024, 100 * 1_048_576),
@@ -159,7 +164,9 @@ class EnvReader {
     try {
       parsed = new URL(value);
     } catch {
-      this.problems.push(`${name} must be a URL such as ${protocols[0]}//host:port/… (the value is not a URL)`);
+      this.problems.push(
+        `${name} must be a URL such as ${protocols[0]}//host:port/… (the value is not a URL)`,
+      );
       return undefined;
     }
     if (!protocols.includes(parsed.protocol)) {

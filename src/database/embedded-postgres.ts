@@ -38,7 +38,8 @@ export class EmbeddedDatabase {
       initdbFlags: ['--encoding=UTF8'],
       postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
       onLog: () => undefined,
-      onError: (error) => this.logger.error({ err: error }, 'Embedded PostgreSQL reported an error'),
+      onError: (error) =>
+        this.logger.error({ err: error }, 'Embedded PostgreSQL reported an error'),
     });
 
     if (!existsSync(join(clusterDir, 'PG_VERSION'))) {
@@ -50,7 +51,8 @@ export class EmbeddedDatabase {
     } catch (error) {
       throw new Error(
         `Embedded PostgreSQL did not start on 127.0.0.1:${this.port}; is the port taken or another ` +
-          `instance using ${clusterDir}? Set EMBEDDED_PG_PORT or DATA_DIR (${String(error ?? 'exited early')})`,
+          `instance using ${clusterDir}? Set EMBEDDED_PG_PORT or DATA_DIR`,
+        { cause: error },
       );
     }
     await this.ensureDatabase(password);
@@ -64,7 +66,13 @@ export class EmbeddedDatabase {
   }
 
   private async ensureDatabase(password: string): Promise<void> {
-    const client = new Client({ host: '127.0.0.1', port: this.port, user: USER, password, database: 'postgres' });
+    const client = new Client({
+      host: '127.0.0.1',
+      port: this.port,
+      user: USER,
+      password,
+      database: 'postgres',
+    });
     await client.connect();
     try {
       const found = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [DATABASE]);

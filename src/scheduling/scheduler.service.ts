@@ -1,4 +1,10 @@
-import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
+import {
+  Inject,
+  Injectable,
+  Logger,
+  OnApplicationBootstrap,
+  OnApplicationShutdown,
+} from '@nestjs/common';
 import { Job, JobsOptions, Queue, Worker } from 'bullmq';
 import IORedis from 'ioredis';
 
@@ -56,7 +62,12 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
   }
 
   /** Adds a job with a deterministic id; BullMQ ignores a second add with the same id while it is kept. */
-  async add(queueName: string, jobName: string, data: object, options: JobsOptions & { jobId: string }): Promise<void> {
+  async add(
+    queueName: string,
+    jobName: string,
+    data: object,
+    options: JobsOptions & { jobId: string },
+  ): Promise<void> {
     if (options.jobId.includes(':')) {
       throw new Error(`Job id "${options.jobId}" contains ":", which BullMQ rejects`);
     }
@@ -102,20 +113,33 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
         const handler = handlers.get(job.name);
         if (!handler) throw new Error(`No handler for job "${job.name}" on queue "${queueName}"`);
         return runWithContext(
-          { requestId: `job-${job.id ?? 'unknown'}`, clientAddress: undefined, actor: 'system', channel: 'job' },
+          {
+            requestId: `job-${job.id ?? 'unknown'}`,
+            clientAddress: undefined,
+            actor: 'system',
+            channel: 'job',
+          },
           () => handler(job),
         );
       },
       {
-        connection: createRedis(this.settings.redisUrl, { failFast: false, name: `gov-worker-${queueName}` }),
+        connection: createRedis(this.settings.redisUrl, {
+          failFast: false,
+          name: `gov-worker-${queueName}`,
+        }),
         prefix: this.settings.queuePrefix,
         concurrency: 2,
       },
     );
     worker.on('error', (error) => this.logRedisError(error));
-    worker.on('completed', (job) => this.logger.log({ queue: queueName, job: job.name, jobId: job.id }, 'Job completed'));
+    worker.on('completed', (job) =>
+      this.logger.log({ queue: queueName, job: job.name, jobId: job.id }, 'Job completed'),
+    );
     worker.on('failed', (job, error) =>
-      this.logger.warn({ queue: queueName, job: job?.name, jobId: job?.id, err: error }, 'Job failed'),
+      this.logger.warn(
+        { queue: queueName, job: job?.name, jobId: job?.id, err: error },
+        'Job failed',
+      ),
     );
     return worker;
   }
@@ -131,7 +155,10 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
         );
       }
     } catch (error) {
-      this.logger.warn({ err: error }, 'Could not register recurring jobs; retrying when Redis reconnects');
+      this.logger.warn(
+        { err: error },
+        'Could not register recurring jobs; retrying when Redis reconnects',
+      );
     }
   }
 
@@ -150,6 +177,8 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
     const now = Date.now();
     if (now - this.lastErrorLog < 30_000) return;
     this.lastErrorLog = now;
-    this.logger.warn(`Redis unavailable (${error.message}); scheduled work resumes when it returns`);
+    this.logger.warn(
+      `Redis unavailable (${error.message}); scheduled work resumes when it returns`,
+    );
   }
 }
