@@ -35,7 +35,6 @@ export async function buildApp(
   app.useLogger(app.get(Logger));
   app.useGlobalPipes(createValidationPipe());
   app.setGlobalPrefix('api', { exclude: ['health/live', 'health/ready'] });
-  app.enableShutdownHooks();
 
   const document = SwaggerModule.createDocument(
     app,

