@@ -12,6 +12,7 @@ import { ErrorFilter } from './common/error.filter';
 import { Transactions } from './common/transactions';
 import { KEYS, Runtime, SETTINGS } from './config/runtime';
 import { dataSourceOptions } from './database/data-source';
+import { DemoModule } from './demo/demo.module';
 import { HealthModule } from './health/health.module';
 import { SchedulingModule } from './scheduling/scheduling.module';
 import { VulnerabilitiesModule } from './vulnerabilities/vulnerabilities.module';
@@ -75,6 +76,7 @@ export class AppModule implements NestModule {
         HealthModule,
         CatalogModule,
         VulnerabilitiesModule,
+        DemoModule,
       ],
       providers: [
         { provide: APP_GUARD, useClass: AccessGuard },

@@ -33,6 +33,15 @@ export async function buildApp(
     },
   );
   app.useLogger(app.get(Logger));
+  // Catalog files are sent raw and may be larger than JSON request bodies.
+  app
+    .getHttpAdapter()
+    .getInstance()
+    .addContentTypeParser(
+      ['text/csv', 'application/octet-stream'],
+      { parseAs: 'string', bodyLimit: runtime.settings.kevMaxBytes },
+      (_request, body, done) => done(null, body),
+    );
   app.useGlobalPipes(createValidationPipe());
   app.setGlobalPrefix('api', { exclude: ['health/live', 'health/ready'] });
 

@@ -9,6 +9,7 @@ import { Transactions } from '../common/transactions';
 import { isUniqueViolation } from '../common/unique-violation';
 import { Provider } from './provider.entity';
 import { escapeLike } from './providers.service';
+import { SystemHooks } from './system-hooks';
 import { CreateSystemDto, RetireSystemDto, SystemListQuery, UpdateSystemDto } from './system.dto';
 import { ThirdPartySystem } from './system.entity';
 
@@ -22,6 +23,7 @@ export class SystemsService {
     private readonly transactions: Transactions,
     private readonly audit: AuditService,
     private readonly clock: Clock,
+    private readonly hooks: SystemHooks,
   ) {}
 
   async list(query: SystemListQuery): Promise<Page<ThirdPartySystem>> {
@@ -101,6 +103,7 @@ export class SystemsService {
         version: 1,
       });
       await this.save(manager, system);
+      await this.hooks.run(manager, system);
       await this.audit.record(manager, {
         action: 'system.created',
         entityType: 'system',
@@ -126,6 +129,7 @@ export class SystemsService {
       }
       Object.assign(system, changes, { updatedAt: this.clock.now(), version: system.version + 1 });
       await this.save(manager, system);
+      await this.hooks.run(manager, system);
       await this.audit.record(manager, {
         action: 'system.updated',
         entityType: 'system',

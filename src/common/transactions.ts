@@ -13,3 +13,14 @@ export class Transactions {
     return this.dataSource.transaction('READ COMMITTED', work);
   }
 }
+
+/**
+ * Returns the RETURNING rows of a raw query. TypeORM's PostgreSQL driver gives INSERT rows as an
+ * array but UPDATE and DELETE as a [rows, affectedCount] pair.
+ */
+export function returnedRows<T>(result: T[] | [T[], number]): T[] {
+  if (result.length === 2 && Array.isArray(result[0]) && typeof result[1] === 'number') {
+    return result[0];
+  }
+  return result as T[];
+}

@@ -25,6 +25,10 @@ export interface Settings {
   kevRefreshCron: string;
   /** When true, a KEV due date earlier than the criticality SLA becomes the binding due date. */
   kevDueDateBinding: boolean;
+  /** Largest KEV catalog accepted by upload or download, in bytes. */
+  kevMaxBytes: number;
+  /** Days to fix a known exploited vulnerability, counted from first match, by system criticality. */
+  patchSlaDays: Record<'critical' | 'high' | 'medium' | 'low', number>;
   keys: KeySettings;
 }
 
@@ -81,6 +85,13 @@ export function loadSettings(env: Env = process.env): Settings {
       'a five-field cron pattern such as "17 5 * * *"',
     ),
     kevDueDateBinding: reader.boolean('KEV_DUE_DATE_BINDING', false),
+    kevMaxBytes: reader.integer('KEV_MAX_BYTES', 50 * 1_048_576, 1024, 1024 * 1_048_576),
+    patchSlaDays: {
+      critical: reader.integer('PATCH_SLA_CRITICAL_DAYS', 7, 1, 3650),
+      high: reader.integer('PATCH_SLA_HIGH_DAYS', 14, 1, 3650),
+      medium: reader.integer('PATCH_SLA_MEDIUM_DAYS', 30, 1, 3650),
+      low: reader.integer('PATCH_SLA_LOW_DAYS', 90, 1, 3650),
+    },
     keys: {
       fingerprintKey: reader.base64Key('FINGERPRINT_KEY'),
       secretsKey: reader.base64Key('SECRETS_KEY'),

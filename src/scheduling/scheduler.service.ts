@@ -37,6 +37,7 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
   private readonly queues = new Map<string, Queue>();
   private readonly handlers = new Map<string, Map<string, JobHandler>>();
   private readonly recurring: RecurringJob[] = [];
+  private readonly retired: { queue: string; schedulerId: string }[] = [];
   private readonly workers: Worker[] = [];
   private lastErrorLog = 0;
 
@@ -59,6 +60,11 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
   /** Declares a recurring job; its scheduler id is fixed, so every instance upserts the same schedule. */
   scheduleRecurring(job: RecurringJob): void {
     this.recurring.push(job);
+  }
+
+  /** Removes a schedule that an older configuration created, once Redis is reachable. */
+  removeRecurring(queue: string, schedulerId: string): void {
+    this.retired.push({ queue, schedulerId });
   }
 
   /** Adds a job with a deterministic id; BullMQ ignores a second add with the same id while it is kept. */
@@ -147,6 +153,9 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
   private async onRedisReady(): Promise<void> {
     try {
       await this.warnUnlessNoEviction();
+      for (const job of this.retired) {
+        await this.queue(job.queue).removeJobScheduler(job.schedulerId);
+      }
       for (const job of this.recurring) {
         await this.queue(job.queue).upsertJobScheduler(
           job.schedulerId,

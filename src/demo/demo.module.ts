@@ -1,0 +1,8 @@
+import { Module } from '@nestjs/common';
+
+import { AuditModule } from '../audit/audit.module';
+import { VulnerabilitiesModule } from '../vulnerabilities/vulnerabilities.module';
+import { DemoSeeder } from './demo-seeder';
+
+@Module({ imports: [AuditModule, VulnerabilitiesModule], providers: [DemoSeeder], exports: [DemoSeeder] })
+export class DemoModule {}
