@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { MIGRATIONS } from '../migrations';
+import type { Readiness } from '../src/health/health.controller';
 import { testKeyEnv } from './support/app';
 import { createTestDatabase, superuserQuery } from './support/database';
 import { TEST_REDIS_URL } from './support/env';
@@ -79,7 +80,9 @@ describe('service start-up', () => {
     });
     await service.waitForStatus(`http://127.0.0.1:${port}/health/ready`, 200);
 
-    const ready = await (await fetch(`http://127.0.0.1:${port}/health/ready`)).json();
+    const ready = (await (
+      await fetch(`http://127.0.0.1:${port}/health/ready`)
+    ).json()) as Readiness;
     expect(ready.status).toBe('degraded');
     expect(ready.checks.redis.state).toBe('down');
     expect(ready.checks.postgres.state).toBe('up');
@@ -105,7 +108,7 @@ describe('service start-up', () => {
     await service.waitForStatus(`http://127.0.0.1:${port}/health/live`, 200);
     const ready = await fetch(`http://127.0.0.1:${port}/health/ready`);
     expect(ready.status).toBe(503);
-    expect((await ready.json()).checks.migrations.state).toBe('down');
+    expect(((await ready.json()) as Readiness).checks.migrations.state).toBe('down');
   });
 
   it('runs migrations once when two instances start together', async () => {

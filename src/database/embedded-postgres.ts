@@ -32,6 +32,13 @@ export class EmbeddedDatabase {
       chmodSync(this.dataDir, (statSync(this.dataDir).mode & 0o777) | 0o011);
     }
 
+    const url = `postgres://${USER}:${encodeURIComponent(password)}@127.0.0.1:${this.port}/${DATABASE}`;
+    if (existsSync(join(clusterDir, 'postmaster.pid')) && (await this.answers(password))) {
+      // The service already runs this cluster (an operator command started beside it): share it.
+      this.logger.info(`Using the embedded PostgreSQL already running on 127.0.0.1:${this.port}`);
+      return url;
+    }
+
     this.server = new EmbeddedPostgres({
       databaseDir: clusterDir,
       port: this.port,
@@ -62,7 +69,26 @@ export class EmbeddedDatabase {
     }
     await this.ensureDatabase(password);
     this.logger.info(`Embedded PostgreSQL is running on 127.0.0.1:${this.port}`);
-    return `postgres://${USER}:${encodeURIComponent(password)}@127.0.0.1:${this.port}/${DATABASE}`;
+    return url;
+  }
+
+  private async answers(password: string): Promise<boolean> {
+    const client = new Client({
+      host: '127.0.0.1',
+      port: this.port,
+      user: USER,
+      password,
+      database: DATABASE,
+      connectionTimeoutMillis: 2000,
+    });
+    try {
+      await client.connect();
+      return true;
+    } catch {
+      return false;
+    } finally {
+      await client.end().catch(() => undefined);
+    }
   }
 
   async stop(): Promise<void> {

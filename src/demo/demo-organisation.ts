@@ -111,7 +111,10 @@ export const DEMO_SYSTEMS: DemoSystem[] = [
     category: 'software-deployment',
     criticality: 'critical',
     ownerEmail: 'owner.deploy@demo.example',
-    hosts: [host('mec01.mgmt.demo.example', '10.20.0.21'), host('sign01.vault.demo.example', '10.99.0.4', 'signing')],
+    hosts: [
+      host('mec01.mgmt.demo.example', '10.20.0.21'),
+      host('sign01.vault.demo.example', '10.99.0.4', 'signing'),
+    ],
     networkZone: 'management',
     deploysSoftware: true,
   },
@@ -159,7 +162,10 @@ export const DEMO_SYSTEMS: DemoSystem[] = [
     category: 'software-deployment',
     criticality: 'critical',
     ownerEmail: 'owner.deploy@demo.example',
-    hosts: [host('cm01.mgmt.demo.example', '10.20.0.40'), host('pki-sign.vault.demo.example', '10.99.0.7', 'signing')],
+    hosts: [
+      host('cm01.mgmt.demo.example', '10.20.0.40'),
+      host('pki-sign.vault.demo.example', '10.99.0.7', 'signing'),
+    ],
     networkZone: 'management',
     deploysSoftware: true,
   },

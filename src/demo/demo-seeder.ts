@@ -87,7 +87,11 @@ export class DemoSeeder implements OnApplicationBootstrap {
       for (const alias of DEMO_ALIASES) {
         await this.kevCatalog.createAlias(alias, manager);
       }
-      const report = await this.kevImports.importWithin(manager, catalog, 'bundled snapshot (data/kev)');
+      const report = await this.kevImports.importWithin(
+        manager,
+        catalog,
+        'bundled snapshot (data/kev)',
+      );
       const [{ findings }] = await manager.query<{ findings: number }[]>(
         `SELECT count(*)::int AS findings FROM vulnerability_findings`,
       );

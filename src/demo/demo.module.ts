@@ -4,5 +4,9 @@ import { AuditModule } from '../audit/audit.module';
 import { VulnerabilitiesModule } from '../vulnerabilities/vulnerabilities.module';
 import { DemoSeeder } from './demo-seeder';
 
-@Module({ imports: [AuditModule, VulnerabilitiesModule], providers: [DemoSeeder], exports: [DemoSeeder] })
+@Module({
+  imports: [AuditModule, VulnerabilitiesModule],
+  providers: [DemoSeeder],
+  exports: [DemoSeeder],
+})
 export class DemoModule {}

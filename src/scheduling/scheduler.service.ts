@@ -38,7 +38,7 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
   private readonly handlers = new Map<string, Map<string, JobHandler>>();
   private readonly recurring: RecurringJob[] = [];
   private readonly retired: { queue: string; schedulerId: string }[] = [];
-  private readonly workers: Worker[] = [];
+  private readonly workers: { worker: Worker; connection: IORedis }[] = [];
   private lastErrorLog = 0;
 
   constructor(@Inject(SETTINGS) private readonly settings: Settings) {
@@ -106,13 +106,19 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
 
   /** Closes workers after their active jobs finish, then the queues and the connection. */
   async onApplicationShutdown(): Promise<void> {
-    await Promise.all(this.workers.map((worker) => worker.close()));
+    await Promise.all(this.workers.map(({ worker }) => worker.close()));
+    // BullMQ leaves connections it was given open; they are this service's to close.
+    for (const { connection } of this.workers) connection.disconnect();
     await Promise.all([...this.queues.values()].map((queue) => queue.close()));
     this.producer.disconnect();
   }
 
-  private startWorker(queueName: string): Worker {
+  private startWorker(queueName: string): { worker: Worker; connection: IORedis } {
     const handlers = this.handlers.get(queueName)!;
+    const connection = createRedis(this.settings.redisUrl, {
+      failFast: false,
+      name: `gov-worker-${queueName}`,
+    });
     const worker = new Worker(
       queueName,
       async (job) => {
@@ -129,10 +135,7 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
         );
       },
       {
-        connection: createRedis(this.settings.redisUrl, {
-          failFast: false,
-          name: `gov-worker-${queueName}`,
-        }),
+        connection,
         prefix: this.settings.queuePrefix,
         concurrency: 2,
       },
@@ -147,7 +150,7 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
         'Job failed',
       ),
     );
-    return worker;
+    return { worker, connection };
   }
 
   private async onRedisReady(): Promise<void> {

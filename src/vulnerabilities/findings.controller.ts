@@ -25,7 +25,9 @@ export class FindingsController {
 
   @Get('findings')
   @RequirePermission('findings.read')
-  @ApiOperation({ summary: 'List vulnerability findings; status and due date are computed at read time' })
+  @ApiOperation({
+    summary: 'List vulnerability findings; status and due date are computed at read time',
+  })
   list(@Query() query: FindingListQuery): Promise<Page<FindingView>> {
     return this.findings.list(query);
   }
@@ -33,7 +35,10 @@ export class FindingsController {
   @Get('systems/:id/findings')
   @RequirePermission('findings.read')
   @ApiOperation({ summary: "List one system's findings" })
-  async listForSystem(@Param('id', uuidPipe) id: string, @Query() query: SystemFindingQuery): Promise<Page<FindingView>> {
+  async listForSystem(
+    @Param('id', uuidPipe) id: string,
+    @Query() query: SystemFindingQuery,
+  ): Promise<Page<FindingView>> {
     await this.systems.get(id);
     return this.findings.list({ ...query, systemId: id });
   }
@@ -46,7 +51,9 @@ export class FindingsController {
 
   @Post('findings/advisories')
   @RequirePermission('findings.write')
-  @ApiOperation({ summary: 'Record an advisory outside KEV (CVE or provider advisory id) for a system' })
+  @ApiOperation({
+    summary: 'Record an advisory outside KEV (CVE or provider advisory id) for a system',
+  })
   createAdvisory(@Body() body: CreateAdvisoryDto): Promise<FindingView> {
     return this.findings.createAdvisory(body);
   }
@@ -55,7 +62,10 @@ export class FindingsController {
   @HttpCode(200)
   @RequirePermission('findings.write')
   @ApiOperation({ summary: 'Confirm that the system is affected' })
-  confirm(@Param('id', uuidPipe) id: string, @Body() body: ConfirmFindingDto): Promise<FindingView> {
+  confirm(
+    @Param('id', uuidPipe) id: string,
+    @Body() body: ConfirmFindingDto,
+  ): Promise<FindingView> {
     return this.findings.confirm(id, body);
   }
 
@@ -63,7 +73,10 @@ export class FindingsController {
   @HttpCode(200)
   @RequirePermission('findings.write')
   @ApiOperation({ summary: 'Dismiss a match with a reason; the dismissal survives later imports' })
-  dismiss(@Param('id', uuidPipe) id: string, @Body() body: DismissFindingDto): Promise<FindingView> {
+  dismiss(
+    @Param('id', uuidPipe) id: string,
+    @Body() body: DismissFindingDto,
+  ): Promise<FindingView> {
     return this.findings.dismiss(id, body);
   }
 

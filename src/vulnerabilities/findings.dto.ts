@@ -36,7 +36,10 @@ export class FindingListQuery extends PageQuery {
   @IsUUID()
   systemId?: string;
 
-  @ApiPropertyOptional({ enum: FINDING_STATUSES, description: 'Computed at read time from the clock' })
+  @ApiPropertyOptional({
+    enum: FINDING_STATUSES,
+    description: 'Computed at read time from the clock',
+  })
   @IsOptional()
   @IsIn(FINDING_STATUSES)
   status?: FindingStatus;
@@ -88,7 +91,9 @@ export class ConfirmFindingDto extends VersionedDecision {
 }
 
 export class DismissFindingDto extends VersionedDecision {
-  @ApiProperty({ example: 'Product is the on-premises edition; this entry covers the cloud edition only' })
+  @ApiProperty({
+    example: 'Product is the on-premises edition; this entry covers the cloud edition only',
+  })
   @Trim()
   @IsString()
   @Length(3, 1000)
@@ -108,7 +113,10 @@ export class CreateAdvisoryDto {
   @IsUUID()
   systemId!: string;
 
-  @ApiProperty({ example: 'CVE-2025-0001 or VENDOR-SA-2025-17', description: 'CVE id or provider advisory id' })
+  @ApiProperty({
+    example: 'CVE-2025-0001 or VENDOR-SA-2025-17',
+    description: 'CVE id or provider advisory id',
+  })
   @Trim()
   @IsString()
   @Matches(/^[A-Za-z0-9][A-Za-z0-9._:/-]{1,99}$/, {
@@ -126,7 +134,10 @@ export class CreateAdvisoryDto {
   @IsIn(CRITICALITIES)
   severity!: Criticality;
 
-  @ApiPropertyOptional({ example: '2026-12-31', description: "The advisory's own due date, shown beside the SLA" })
+  @ApiPropertyOptional({
+    example: '2026-12-31',
+    description: "The advisory's own due date, shown beside the SLA",
+  })
   @IsOptional()
   @IsDateString({ strict: true })
   @Matches(/^\d{4}-\d{2}-\d{2}$/, { message: 'dueDate must be a date YYYY-MM-DD' })

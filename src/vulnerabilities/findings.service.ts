@@ -51,7 +51,11 @@ export interface FindingView {
   version: number;
 }
 
-const SORT_COLUMNS = { dueAt: '"dueAt"', firstSeenAt: '"firstSeenAt"', vulnerabilityId: '"vulnerabilityId"' };
+const SORT_COLUMNS = {
+  dueAt: '"dueAt"',
+  firstSeenAt: '"firstSeenAt"',
+  vulnerabilityId: '"vulnerabilityId"',
+};
 
 /**
  * Parameters $1-$6 are the clock, the binding setting and the four SLA lengths in days. A source
@@ -113,7 +117,8 @@ export class FindingsService {
     if (query.status) add('v.status = ?', query.status);
     if (query.matchState) add('v."matchState" = ?', query.matchState);
     if (query.source) add('v.source = ?', query.source);
-    if (query.knownRansomwareUse !== undefined) add('v."knownRansomwareUse" = ?', query.knownRansomwareUse);
+    if (query.knownRansomwareUse !== undefined)
+      add('v."knownRansomwareUse" = ?', query.knownRansomwareUse);
     if (query.vulnerabilityId) add('upper(v."vulnerabilityId") = upper(?)', query.vulnerabilityId);
 
     parameters.push(query.limit + 1, query.offset);
@@ -128,10 +133,10 @@ export class FindingsService {
   }
 
   async get(id: string, manager: EntityManager = this.dataSource.manager): Promise<FindingView> {
-    const [row] = await manager.query<FindingView[]>(`SELECT v.* FROM (${FINDINGS_VIEW}) v WHERE v.id = $7`, [
-      ...this.viewParameters(),
-      id,
-    ]);
+    const [row] = await manager.query<FindingView[]>(
+      `SELECT v.* FROM (${FINDINGS_VIEW}) v WHERE v.id = $7`,
+      [...this.viewParameters(), id],
+    );
     if (!row) throw new NotFoundError('Finding', id);
     return toView(row);
   }
@@ -139,31 +144,52 @@ export class FindingsService {
   confirm(id: string, input: ConfirmFindingDto): Promise<FindingView> {
     return this.decide(id, input.version, 'finding.confirmed', (finding) => {
       if (finding.matchState === 'confirmed') {
-        throw new ConflictError('FINDING.ALREADY_DECIDED', `Finding ${id} is already confirmed`, { current: finding });
+        throw new ConflictError('FINDING.ALREADY_DECIDED', `Finding ${id} is already confirmed`, {
+          current: finding,
+        });
       }
-      return { match_state: 'confirmed', decision_reason: input.reason ?? null, decided_at: this.clock.now() };
+      return {
+        match_state: 'confirmed',
+        decision_reason: input.reason ?? null,
+        decided_at: this.clock.now(),
+      };
     });
   }
 
   dismiss(id: string, input: DismissFindingDto): Promise<FindingView> {
     return this.decide(id, input.version, 'finding.dismissed', (finding) => {
       if (finding.matchState === 'dismissed') {
-        throw new ConflictError('FINDING.ALREADY_DECIDED', `Finding ${id} is already dismissed`, { current: finding });
+        throw new ConflictError('FINDING.ALREADY_DECIDED', `Finding ${id} is already dismissed`, {
+          current: finding,
+        });
       }
       if (finding.fixedAt !== null) {
-        throw new ConflictError('FINDING.ALREADY_FIXED', `Finding ${id} is fixed; a fixed finding is not dismissed`);
+        throw new ConflictError(
+          'FINDING.ALREADY_FIXED',
+          `Finding ${id} is fixed; a fixed finding is not dismissed`,
+        );
       }
-      return { match_state: 'dismissed', decision_reason: input.reason, decided_at: this.clock.now() };
+      return {
+        match_state: 'dismissed',
+        decision_reason: input.reason,
+        decided_at: this.clock.now(),
+      };
     });
   }
 
   fix(id: string, input: FixFindingDto): Promise<FindingView> {
     return this.decide(id, input.version, 'finding.fixed', (finding) => {
       if (finding.fixedAt !== null) {
-        throw new ConflictError('FINDING.ALREADY_FIXED', `Finding ${id} was already fixed in ${finding.fixedVersion}`);
+        throw new ConflictError(
+          'FINDING.ALREADY_FIXED',
+          `Finding ${id} was already fixed in ${finding.fixedVersion}`,
+        );
       }
       if (finding.matchState === 'dismissed') {
-        throw new ConflictError('FINDING.DISMISSED', `Finding ${id} is dismissed; confirm it before recording a fix`);
+        throw new ConflictError(
+          'FINDING.DISMISSED',
+          `Finding ${id} is dismissed; confirm it before recording a fix`,
+        );
       }
       return { fixed_at: this.clock.now(), fixed_version: input.fixedVersion };
     });
@@ -177,7 +203,9 @@ export class FindingsService {
         [input.systemId],
       );
       if (!system) {
-        throw new DomainError(404, 'SYSTEM.NOT_FOUND', `System ${input.systemId} was not found`, { field: 'systemId' });
+        throw new DomainError(404, 'SYSTEM.NOT_FOUND', `System ${input.systemId} was not found`, {
+          field: 'systemId',
+        });
       }
       const now = this.clock.now();
       let id: string;
@@ -222,7 +250,14 @@ export class FindingsService {
 
   private viewParameters(): unknown[] {
     const sla = this.settings.patchSlaDays;
-    return [this.clock.now(), this.settings.kevDueDateBinding, sla.critical, sla.high, sla.medium, sla.low];
+    return [
+      this.clock.now(),
+      this.settings.kevDueDateBinding,
+      sla.critical,
+      sla.high,
+      sla.medium,
+      sla.low,
+    ];
   }
 
   /**
@@ -242,7 +277,8 @@ export class FindingsService {
       );
       if (locked.length === 0) throw new NotFoundError('Finding', id);
       const before = await this.get(id, manager);
-      if (before.version !== version) throw new StaleVersionError('Finding', id, version, before.version);
+      if (before.version !== version)
+        throw new StaleVersionError('Finding', id, version, before.version);
 
       const values = change(before);
       const columns = Object.keys(values);
@@ -256,7 +292,13 @@ export class FindingsService {
       if (affected !== 1) throw new StaleVersionError('Finding', id, version, before.version + 1);
 
       const after = await this.get(id, manager);
-      await this.audit.record(manager, { action, entityType: 'finding', entityId: id, before, after });
+      await this.audit.record(manager, {
+        action,
+        entityType: 'finding',
+        entityId: id,
+        before,
+        after,
+      });
       return after;
     });
   }

@@ -63,7 +63,9 @@ export class KevCatalogService implements OnModuleInit {
     if (query.q) {
       parameters.push(`%${escapeLike(query.q)}%`);
       const p = `$${parameters.length}`;
-      conditions.push(`(cve_id ILIKE ${p} OR vendor_project ILIKE ${p} OR product ILIKE ${p} OR vulnerability_name ILIKE ${p})`);
+      conditions.push(
+        `(cve_id ILIKE ${p} OR vendor_project ILIKE ${p} OR product ILIKE ${p} OR vulnerability_name ILIKE ${p})`,
+      );
     }
     parameters.push(query.limit + 1, query.offset);
     const rows = await this.dataSource.query<unknown[]>(
@@ -98,15 +100,31 @@ export class KevCatalogService implements OnModuleInit {
         [alias] = await tx.query<AliasView[]>(
           `INSERT INTO product_aliases (provider_name, product_name, kev_vendor_project, kev_product, reason, created_at)
            VALUES ($1, $2, $3, $4, $5, $6) RETURNING ${ALIAS_COLUMNS}`,
-          [input.providerName, input.productName, input.kevVendorProject, input.kevProduct, input.reason, this.clock.now()],
+          [
+            input.providerName,
+            input.productName,
+            input.kevVendorProject,
+            input.kevProduct,
+            input.reason,
+            this.clock.now(),
+          ],
         );
       } catch (error) {
         if (isUniqueViolation(error, 'product_aliases_key')) {
-          throw new ConflictError('ALIAS.DUPLICATE', 'This alias already exists (names are compared after normalisation)');
+          throw new ConflictError(
+            'ALIAS.DUPLICATE',
+            'This alias already exists (names are compared after normalisation)',
+          );
         }
         throw error;
       }
-      await this.audit.record(tx, { action: 'alias.created', entityType: 'product_alias', entityId: alias.id, before: null, after: alias });
+      await this.audit.record(tx, {
+        action: 'alias.created',
+        entityType: 'product_alias',
+        entityId: alias.id,
+        before: null,
+        after: alias,
+      });
       await this.matching.matchNew(tx);
       return alias;
     };
@@ -117,10 +135,19 @@ export class KevCatalogService implements OnModuleInit {
   async deleteAlias(id: string): Promise<void> {
     await this.transactions.run(async (manager) => {
       const [alias] = returnedRows<AliasView>(
-        await manager.query(`DELETE FROM product_aliases WHERE id = $1 RETURNING ${ALIAS_COLUMNS}`, [id]),
+        await manager.query(
+          `DELETE FROM product_aliases WHERE id = $1 RETURNING ${ALIAS_COLUMNS}`,
+          [id],
+        ),
       );
       if (!alias) throw new NotFoundError('Alias', id);
-      await this.audit.record(manager, { action: 'alias.deleted', entityType: 'product_alias', entityId: id, before: alias, after: null });
+      await this.audit.record(manager, {
+        action: 'alias.deleted',
+        entityType: 'product_alias',
+        entityId: id,
+        before: alias,
+        after: null,
+      });
       const systems = await manager.query<{ id: string }[]>(
         `SELECT s.id FROM systems s JOIN providers p ON p.id = s.provider_id
           WHERE p.match_key = match_key($1) AND s.product_key = match_key($2)`,

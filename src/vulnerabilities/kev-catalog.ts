@@ -109,7 +109,11 @@ export function parseJsonCatalog(text: string): ParsedCatalog {
   const entries: KevEntryInput[] = [];
   catalog.vulnerabilities.forEach((raw: unknown, index) => {
     const entry = validateEntry(raw, (field, message) =>
-      collector.add({ entry: index, field, message: `vulnerabilities[${index}].${field}: ${message}` }),
+      collector.add({
+        entry: index,
+        field,
+        message: `vulnerabilities[${index}].${field}: ${message}`,
+      }),
     );
     if (entry) entries.push(entry);
   });
@@ -134,9 +138,10 @@ export function parseJsonCatalog(text: string): ParsedCatalog {
 
 export function parseCsvCatalog(text: string): ParsedCatalog {
   let header: string[] = [];
-  let rows: { record: Record<string, string>; info: { lines: number } }[];
+  type CsvRow = { record: Record<string, string>; info: { lines: number } };
+  let rows: CsvRow[];
   try {
-    rows = parseCsv(text, {
+    rows = parseCsv<CsvRow>(text, {
       bom: true,
       info: true,
       skip_empty_lines: true,
@@ -144,7 +149,7 @@ export function parseCsvCatalog(text: string): ParsedCatalog {
         header = names.map((name) => name.trim());
         return header;
       },
-    }) as typeof rows;
+    });
   } catch (error) {
     const { lines } = error as { lines?: number };
     throw new CatalogFormatError(
@@ -171,7 +176,11 @@ export function parseCsvCatalog(text: string): ParsedCatalog {
       cwes: splitCwes(record.cwes),
     };
     const entry = validateEntry(raw, (field, message) =>
-      collector.add({ line: info.lines, field, message: `line ${info.lines}, ${field}: ${message}` }),
+      collector.add({
+        line: info.lines,
+        field,
+        message: `line ${info.lines}, ${field}: ${message}`,
+      }),
     );
     if (entry) {
       entries.push(entry);
@@ -227,7 +236,10 @@ function validateEntry(
 
   const ransomware = record.knownRansomwareCampaignUse ?? 'Unknown';
   if (ransomware !== 'Known' && ransomware !== 'Unknown') {
-    fail('knownRansomwareCampaignUse', `must be "Known" or "Unknown" (got "${String(ransomware).slice(0, 40)}")`);
+    fail(
+      'knownRansomwareCampaignUse',
+      `must be "Known" or "Unknown" (got ${JSON.stringify(ransomware).slice(0, 40)})`,
+    );
   }
   const notes = record.notes ?? '';
   if (typeof notes !== 'string') fail('notes', 'must be a string');
@@ -261,8 +273,15 @@ function checkDuplicates(
   entries.forEach((entry, index) => {
     if (seen.has(entry.cveId)) {
       const location = locate(index);
-      const where = location.line !== undefined ? `line ${location.line}` : `vulnerabilities[${location.entry}]`;
-      collector.add({ ...location, field: 'cveID', message: `${where}, cveID: ${entry.cveId} is listed twice` });
+      const where =
+        location.line !== undefined
+          ? `line ${location.line}`
+          : `vulnerabilities[${location.entry}]`;
+      collector.add({
+        ...location,
+        field: 'cveID',
+        message: `${where}, cveID: ${entry.cveId} is listed twice`,
+      });
     }
     seen.add(entry.cveId);
   });
@@ -309,7 +328,10 @@ class ProblemCollector {
 
   throwIfAny(): void {
     if (this.total === 0) return;
-    const more = this.total > this.problems.length ? ` (first ${this.problems.length} of ${this.total} listed)` : '';
+    const more =
+      this.total > this.problems.length
+        ? ` (first ${this.problems.length} of ${this.total} listed)`
+        : '';
     throw new CatalogFormatError(
       `The catalog has ${this.total} invalid value(s)${more}; first: ${this.problems[0].message}`,
       this.problems,

@@ -7,7 +7,13 @@ import { ConflictError, DomainError } from '../common/errors';
 import { returnedRows, Transactions } from '../common/transactions';
 import { SETTINGS } from '../config/runtime';
 import type { Settings } from '../config/settings';
-import { CatalogFormatError, entryContentHash, KevEntryInput, parseCatalog, ParsedCatalog } from './kev-catalog';
+import {
+  CatalogFormatError,
+  entryContentHash,
+  KevEntryInput,
+  parseCatalog,
+  ParsedCatalog,
+} from './kev-catalog';
 import { MatchingService } from './matching.service';
 
 export interface ImportReport {
@@ -58,7 +64,11 @@ export class KevImportService {
     @Inject(SETTINGS) private readonly settings: Settings,
   ) {}
 
-  async importContent(content: string, source: string, options: ImportOptions = {}): Promise<ImportReport> {
+  async importContent(
+    content: string,
+    source: string,
+    options: ImportOptions = {},
+  ): Promise<ImportReport> {
     const startedAt = this.clock.now();
     const progress = options.progress ?? (() => undefined);
 
@@ -78,9 +88,16 @@ export class KevImportService {
     progress(`Parsed ${catalog.entries.length} entries (${catalog.format})`);
 
     try {
-      const report = await this.transactions.run((manager) => this.apply(manager, catalog, source, startedAt, options));
+      const report = await this.transactions.run((manager) =>
+        this.apply(manager, catalog, source, startedAt, options),
+      );
       this.logger.log(
-        { importId: report.id, added: report.added, updated: report.updated, withdrawn: report.withdrawn },
+        {
+          importId: report.id,
+          added: report.added,
+          updated: report.updated,
+          withdrawn: report.withdrawn,
+        },
         `KEV import from ${source} finished`,
       );
       return report;
@@ -96,7 +113,11 @@ export class KevImportService {
    * Parses and applies a catalog inside the caller's transaction (the demo seed uses this so the
    * organisation and its catalog appear together); a malformed file throws before any write.
    */
-  async importWithin(manager: EntityManager, content: string, source: string): Promise<ImportReport> {
+  async importWithin(
+    manager: EntityManager,
+    content: string,
+    source: string,
+  ): Promise<ImportReport> {
     const startedAt = this.clock.now();
     return this.apply(manager, parseCatalog(content), source, startedAt, {});
   }
@@ -111,7 +132,11 @@ export class KevImportService {
       const reason = error instanceof Error ? error.message : String(error);
       await this.recordFailure(source, this.clock.now(), `Download failed: ${reason}`, []);
       if (error instanceof DomainError) throw error;
-      throw new DomainError(502, 'KEV.DOWNLOAD_FAILED', `Downloading the KEV catalog from ${source} failed: ${reason}; the stored catalog is unchanged`);
+      throw new DomainError(
+        502,
+        'KEV.DOWNLOAD_FAILED',
+        `Downloading the KEV catalog from ${source} failed: ${reason}; the stored catalog is unchanged`,
+      );
     }
     return this.importContent(content, source, options);
   }
@@ -136,7 +161,9 @@ export class KevImportService {
       ) ON COMMIT DROP`);
     for (let start = 0; start < catalog.entries.length; start += BATCH_SIZE) {
       await stageBatch(manager, catalog.entries.slice(start, start + BATCH_SIZE));
-      progress(`Staged ${Math.min(start + BATCH_SIZE, catalog.entries.length)} of ${catalog.entries.length}`);
+      progress(
+        `Staged ${Math.min(start + BATCH_SIZE, catalog.entries.length)} of ${catalog.entries.length}`,
+      );
     }
 
     const [{ active, dropped }] = await manager.query<{ active: number; dropped: number }[]>(`
@@ -161,8 +188,9 @@ export class KevImportService {
        RETURNING cve_id`,
       [now],
     );
-    const updated = returnedRows<{ cve_id: string }>(await manager.query(
-      `UPDATE kev_entries e
+    const updated = returnedRows<{ cve_id: string }>(
+      await manager.query(
+        `UPDATE kev_entries e
           SET vendor_project = i.vendor_project, product = i.product, vulnerability_name = i.vulnerability_name,
               date_added = i.date_added, short_description = i.short_description,
               required_action = i.required_action, due_date = i.due_date,
@@ -171,14 +199,17 @@ export class KevImportService {
          FROM kev_incoming i
         WHERE e.cve_id = i.cve_id AND (e.content_hash <> i.content_hash OR e.withdrawn_at IS NOT NULL)
        RETURNING e.cve_id`,
-      [now],
-    ));
-    const withdrawn = returnedRows<{ cve_id: string }>(await manager.query(
-      `UPDATE kev_entries e SET withdrawn_at = $1, updated_at = $1
+        [now],
+      ),
+    );
+    const withdrawn = returnedRows<{ cve_id: string }>(
+      await manager.query(
+        `UPDATE kev_entries e SET withdrawn_at = $1, updated_at = $1
         WHERE e.withdrawn_at IS NULL AND NOT EXISTS (SELECT 1 FROM kev_incoming i WHERE i.cve_id = e.cve_id)
        RETURNING e.cve_id`,
-      [now],
-    ));
+        [now],
+      ),
+    );
     progress(`Added ${added.length}, updated ${updated.length}, withdrew ${withdrawn.length}`);
 
     const newFindings = await this.matching.matchNew(manager);
@@ -237,7 +268,12 @@ export class KevImportService {
   }
 
   /** A failed import is recorded in its own transaction, so the reason stays visible in the history. */
-  private async recordFailure(source: string, startedAt: Date, error: string, problems: unknown[]): Promise<void> {
+  private async recordFailure(
+    source: string,
+    startedAt: Date,
+    error: string,
+    problems: unknown[],
+  ): Promise<void> {
     await this.transactions.run(async (manager) => {
       const [{ id }] = await manager.query<{ id: string }[]>(
         `INSERT INTO kev_imports (source, status, error, problems, started_at, finished_at)
@@ -258,15 +294,22 @@ export class KevImportService {
   private async download(url: string): Promise<string> {
     const parsed = new URL(url);
     if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-      throw new DomainError(400, 'KEV.UNSUPPORTED_URL', `Only http and https URLs can be imported (got ${parsed.protocol})`, {
-        field: 'url',
-      });
+      throw new DomainError(
+        400,
+        'KEV.UNSUPPORTED_URL',
+        `Only http and https URLs can be imported (got ${parsed.protocol})`,
+        {
+          field: 'url',
+        },
+      );
     }
     const response = await fetch(url, { signal: AbortSignal.timeout(60_000), redirect: 'follow' });
     if (!response.ok) throw new Error(`HTTP ${response.status} ${response.statusText}`);
     const declared = Number(response.headers.get('content-length') ?? '0');
     if (declared > this.settings.kevMaxBytes) {
-      throw new Error(`the file is ${declared} bytes, over KEV_MAX_BYTES (${this.settings.kevMaxBytes})`);
+      throw new Error(
+        `the file is ${declared} bytes, over KEV_MAX_BYTES (${this.settings.kevMaxBytes})`,
+      );
     }
     const chunks: Buffer[] = [];
     let size = 0;

@@ -20,8 +20,10 @@ export class KevController {
   @Post('imports/upload')
   @RequirePermission('kev.import')
   @ApiOperation({
-    summary: 'Import a KEV catalog file (the published JSON or CSV form, detected from the content)',
-    description: 'Send the file as the raw body with Content-Type text/csv or application/octet-stream.',
+    summary:
+      'Import a KEV catalog file (the published JSON or CSV form, detected from the content)',
+    description:
+      'Send the file as the raw body with Content-Type text/csv or application/octet-stream.',
   })
   @ApiConsumes('application/octet-stream', 'text/csv')
   @ApiBody({ schema: { type: 'string', format: 'binary' } })
@@ -33,7 +35,9 @@ export class KevController {
         'Send the catalog file as the raw body with Content-Type text/csv or application/octet-stream',
       );
     }
-    return this.imports.importContent(body, 'upload', { allowMassWithdrawal: query.allowMassWithdrawal });
+    return this.imports.importContent(body, 'upload', {
+      allowMassWithdrawal: query.allowMassWithdrawal,
+    });
   }
 
   @Post('imports')
@@ -60,9 +64,14 @@ export class KevController {
   @RequirePermission('kev.read')
   getEntry(@Param('cveId') cveId: string): Promise<unknown> {
     if (!/^CVE-\d{4}-\d{4,19}$/i.test(cveId)) {
-      throw new DomainError(400, 'REQUEST.INVALID', 'Invalid CVE id: expected a form like CVE-2024-1709', {
-        fields: [{ field: 'cveId', problems: ['cveId must look like CVE-2024-1709'] }],
-      });
+      throw new DomainError(
+        400,
+        'REQUEST.INVALID',
+        'Invalid CVE id: expected a form like CVE-2024-1709',
+        {
+          fields: [{ field: 'cveId', problems: ['cveId must look like CVE-2024-1709'] }],
+        },
+      );
     }
     return this.catalog.getEntry(cveId);
   }
@@ -75,7 +84,9 @@ export class KevController {
 
   @Post('aliases')
   @RequirePermission('kev.alias.write')
-  @ApiOperation({ summary: 'Link a catalog product to the name KEV lists it under; systems are re-matched' })
+  @ApiOperation({
+    summary: 'Link a catalog product to the name KEV lists it under; systems are re-matched',
+  })
   createAlias(@Body() body: CreateAliasDto): Promise<AliasView> {
     return this.catalog.createAlias(body);
   }

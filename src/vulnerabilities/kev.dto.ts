@@ -11,22 +11,32 @@ export class ImportFromUrlDto {
   @MaxLength(2000)
   url!: string;
 
-  @ApiPropertyOptional({ default: false, description: 'Accept a catalog that withdraws over 20% of entries' })
+  @ApiPropertyOptional({
+    default: false,
+    description: 'Accept a catalog that withdraws over 20% of entries',
+  })
   @IsOptional()
   @IsBoolean()
   allowMassWithdrawal?: boolean;
 }
 
 export class UploadQuery {
-  @ApiPropertyOptional({ default: false, description: 'Accept a catalog that withdraws over 20% of entries' })
+  @ApiPropertyOptional({
+    default: false,
+    description: 'Accept a catalog that withdraws over 20% of entries',
+  })
   @IsOptional()
-  @Transform(({ value }: { value: unknown }) => (value === 'true' ? true : value === 'false' ? false : value))
+  @Transform(({ value }: { value: unknown }) =>
+    value === 'true' ? true : value === 'false' ? false : value,
+  )
   @IsBoolean()
   allowMassWithdrawal?: boolean;
 }
 
 export class KevEntryQuery extends PageQuery {
-  @ApiPropertyOptional({ description: 'Case-insensitive substring of CVE id, vendor, product or name' })
+  @ApiPropertyOptional({
+    description: 'Case-insensitive substring of CVE id, vendor, product or name',
+  })
   @IsOptional()
   @IsString()
   @MaxLength(200)
@@ -34,13 +44,17 @@ export class KevEntryQuery extends PageQuery {
 
   @ApiPropertyOptional({ type: Boolean })
   @IsOptional()
-  @Transform(({ value }: { value: unknown }) => (value === 'true' ? true : value === 'false' ? false : value))
+  @Transform(({ value }: { value: unknown }) =>
+    value === 'true' ? true : value === 'false' ? false : value,
+  )
   @IsBoolean()
   knownRansomwareUse?: boolean;
 
   @ApiPropertyOptional({ type: Boolean, default: false })
   @IsOptional()
-  @Transform(({ value }: { value: unknown }) => (value === 'true' ? true : value === 'false' ? false : value))
+  @Transform(({ value }: { value: unknown }) =>
+    value === 'true' ? true : value === 'false' ? false : value,
+  )
   @IsBoolean()
   includeWithdrawn?: boolean;
 }

@@ -51,7 +51,13 @@ export class MatchingService {
         entityType: systemId ? 'system' : 'kev_catalog',
         entityId: systemId ?? 'all-systems',
         before: null,
-        after: { matched: rows.map((row) => ({ findingId: row.id, systemId: row.system_id, cveId: row.cve_id })) },
+        after: {
+          matched: rows.map((row) => ({
+            findingId: row.id,
+            systemId: row.system_id,
+            cveId: row.cve_id,
+          })),
+        },
       });
     }
     return rows.length;
@@ -62,13 +68,15 @@ export class MatchingService {
    * renamed); decided and fixed findings stay as evidence.
    */
   async pruneStale(manager: EntityManager, systemId: string): Promise<number> {
-    const rows = returnedRows<{ id: string; cve_id: string }>(await manager.query(
-      `DELETE FROM vulnerability_findings f
+    const rows = returnedRows<{ id: string; cve_id: string }>(
+      await manager.query(
+        `DELETE FROM vulnerability_findings f
         WHERE f.system_id = $1 AND f.source = 'kev' AND f.match_state = 'pending' AND f.fixed_at IS NULL
           AND NOT EXISTS (SELECT 1 FROM (${CANDIDATES_SQL}) c WHERE c.system_id = f.system_id AND c.cve_id = f.cve_id)
         RETURNING f.id, f.cve_id`,
-      [systemId],
-    ));
+        [systemId],
+      ),
+    );
     if (rows.length > 0) {
       await this.audit.record(manager, {
         action: 'findings.unmatched',

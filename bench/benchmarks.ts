@@ -1,0 +1,5 @@
+import type { Benchmark } from './benchmark';
+import { systemsList } from './systems-list/systems-list.bench';
+
+/** Every benchmark that `npm run bench` can run, in the order it runs them. Add new ones here. */
+export const BENCHMARKS: Benchmark[] = [systemsList];

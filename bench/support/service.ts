@@ -1,0 +1,62 @@
+import 'reflect-metadata';
+
+import { randomBytes } from 'node:crypto';
+
+import IORedis from 'ioredis';
+
+import { buildApp } from '../../src/app';
+import { resolveKeys } from '../../src/config/keys';
+import { loadSettings } from '../../src/config/settings';
+import { baseUrl, RunningServer } from './server';
+
+export const BENCH_REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+/**
+ * Starts the whole service in this process, listening on a free port of 127.0.0.1, the way
+ * src/main.ts builds it: Nest with Fastify, the global validation pipe, pino request logging (at
+ * level silent) and the TypeORM pool. It runs in the `api` role, so no job worker competes with
+ * the requests, and with fresh random keys and its own BullMQ key prefix, which `close()` deletes.
+ */
+export async function startService(databaseUrl: string): Promise<RunningServer> {
+  const queuePrefix = `bench_${randomBytes(5).toString('hex')}`;
+  const settings = loadSettings({
+    DATABASE_URL: databaseUrl,
+    REDIS_URL: BENCH_REDIS_URL,
+    QUEUE_PREFIX: queuePrefix,
+    PROCESS_ROLE: 'api',
+    LOG_LEVEL: 'silent',
+    SEED_DEMO: 'false',
+    FINGERPRINT_KEY: randomKey(),
+    SECRETS_KEY: randomKey(),
+    EVIDENCE_SIGNING_KEY: randomKey(),
+  });
+  const app = await buildApp({ settings, keys: resolveKeys(settings), databaseUrl });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+
+  return {
+    url: baseUrl(app.getHttpServer().address()),
+    close: async () => {
+      await app.close();
+      await deleteRedisKeys(`${queuePrefix}:*`);
+    },
+  };
+}
+
+function randomKey(): string {
+  return randomBytes(32).toString('base64');
+}
+
+async function deleteRedisKeys(pattern: string): Promise<void> {
+  const redis = new IORedis(BENCH_REDIS_URL, { maxRetriesPerRequest: 1, lazyConnect: true });
+  try {
+    await redis.connect();
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
+      if (keys.length > 0) await redis.del(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+}

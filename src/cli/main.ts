@@ -1,0 +1,139 @@
+import 'reflect-metadata';
+
+import { readFile } from 'node:fs/promises';
+import { userInfo } from 'node:os';
+import { parseArgs } from 'node:util';
+
+import { NestFactory } from '@nestjs/core';
+import pino from 'pino';
+
+import { AppModule } from '../app.module';
+import { prepareRuntime } from '../bootstrap';
+import { runWithContext } from '../common/request-context';
+import { loadSettings } from '../config/settings';
+import { runMigrations } from '../database/data-source';
+import { DemoSeeder } from '../demo/demo-seeder';
+import { KevImportService } from '../vulnerabilities/kev-import.service';
+
+const USAGE = `Usage: npm run cli -- <command> [options]
+
+Commands:
+  migrate              Apply pending database migrations
+  seed                 Seed the demo organisation and bundled KEV catalog into an empty database
+  kev-import <source>  Import a KEV catalog from a file path or an http(s) URL (JSON or CSV form)
+
+Options:
+  --allow-mass-withdrawal  (kev-import) accept a catalog that withdraws over 20% of active entries
+  -h, --help               Show help for a command
+
+The database is DATABASE_URL, or the embedded PostgreSQL under DATA_DIR when it is unset.`;
+
+const HELP: Record<string, string> = {
+  migrate: `Usage: npm run migration:run
+Applies pending migrations under an advisory lock, so it is safe beside running instances.`,
+  seed: `Usage: npm run seed
+Creates the demo organisation (real remote-management and deployment products) and imports the
+bundled KEV snapshot, only when the database holds no provider and no KEV entry.`,
+  'kev-import': `Usage: npm run kev:import -- <file-or-url> [--allow-mass-withdrawal]
+Imports the CISA KEV catalog in its JSON or CSV form. The same catalog again changes nothing; a
+newer one adds, updates and withdraws entries. A malformed file leaves the stored catalog as it was.`,
+};
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      help: { type: 'boolean', short: 'h' },
+      'allow-mass-withdrawal': { type: 'boolean' },
+    },
+  });
+  const [command, ...rest] = positionals;
+  if (command === undefined || !(command in HELP)) {
+    process.stdout.write(`${USAGE}\n`);
+    return command === undefined && values.help ? 0 : 2;
+  }
+  if (values.help) {
+    process.stdout.write(`${HELP[command]}\n`);
+    return 0;
+  }
+
+  // Operator commands never start workers or seed implicitly.
+  const settings = { ...loadSettings(), role: 'api' as const, seedDemo: false };
+  const logger = pino({ level: settings.logLevel === 'silent' ? 'silent' : 'warn' });
+  const progress = (message: string): void => void process.stdout.write(`${message}\n`);
+
+  if (command === 'migrate') {
+    const { runtime, embedded } = await prepareRuntime(
+      { ...settings, migrationsRun: false },
+      logger,
+    );
+    try {
+      const applied = await runMigrations(runtime.databaseUrl);
+      progress(
+        applied.length > 0
+          ? `Applied: ${applied.join(', ')}`
+          : 'Nothing to apply: the schema is up to date',
+      );
+    } finally {
+      await embedded?.stop();
+    }
+    return 0;
+  }
+
+  if (command === 'kev-import' && rest.length !== 1) {
+    process.stderr.write(`kev-import takes one file path or URL\n${HELP['kev-import']}\n`);
+    return 2;
+  }
+
+  const { runtime, embedded } = await prepareRuntime(settings, logger);
+  const context = await NestFactory.createApplicationContext(AppModule.forRoot(runtime), {
+    logger: false,
+  });
+  try {
+    const cliContext = {
+      requestId: `cli-${Date.now()}`,
+      clientAddress: undefined,
+      actor: `cli:${userInfo().username}`,
+      channel: 'cli' as const,
+    };
+    return await runWithContext(cliContext, async () => {
+      if (command === 'seed') {
+        progress('Seeding the demo organisation…');
+        const result = await context.get(DemoSeeder).seed();
+        progress(
+          result.seeded
+            ? `Seeded ${result.systems} systems, ${result.kevEntries} KEV entries, ${result.findings} findings`
+            : `Skipped: ${result.reason}`,
+        );
+        return 0;
+      }
+
+      const source = rest[0];
+      const imports = context.get(KevImportService);
+      const options = { allowMassWithdrawal: values['allow-mass-withdrawal'] ?? false, progress };
+      const report = /^https?:\/\//i.test(source)
+        ? await imports.importUrl(source, options)
+        : await imports.importContent(await readFile(source, 'utf8'), `file ${source}`, options);
+      progress(
+        `Imported ${report.entries} entries: ${report.added} added, ${report.updated} updated, ` +
+          `${report.withdrawn} withdrawn, ${report.unchanged} unchanged; ${report.newFindings} new finding(s)`,
+      );
+      return 0;
+    });
+  } finally {
+    await context.close();
+    await embedded?.stop();
+  }
+}
+
+main(process.argv.slice(2))
+  .then((code) => process.exit(code))
+  .catch((error: unknown) => {
+    const details = (error as { details?: { problems?: { message: string }[] } }).details;
+    process.stderr.write(`Failed: ${error instanceof Error ? error.message : String(error)}\n`);
+    for (const problem of details?.problems ?? []) {
+      process.stderr.write(`  - ${problem.message}\n`);
+    }
+    process.exit(1);
+  });
