@@ -81,8 +81,8 @@ export function loadSettings(env: Env = process.env): Settings {
     kevRefreshCron: reader.pattern(
       'KEV_REFRESH_CRON',
       '17 5 * * *',
-      /^(\S+\s+){4}\S+$/,
-      'a five-field cron pattern such as "17 5 * * *"',
+      /^(\S+\s+){4,5}\S+$/,
+      'a cron pattern of five fields (six with seconds) such as "17 5 * * *"',
     ),
     kevDueDateBinding: reader.boolean('KEV_DUE_DATE_BINDING', false),
     kevMaxBytes: reader.integer('KEV_MAX_BYTES', 50 * 1_048_576, 1024, 1024 * 1_048_576),

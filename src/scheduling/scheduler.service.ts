@@ -40,6 +40,8 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
   private readonly retired: { queue: string; schedulerId: string }[] = [];
   private readonly workers: { worker: Worker; connection: IORedis }[] = [];
   private lastErrorLog = 0;
+  /** Set once every module has registered its jobs; Redis may connect before that. */
+  private bootstrapped = false;
 
   constructor(@Inject(SETTINGS) private readonly settings: Settings) {
     this.producer = createRedis(settings.redisUrl, { failFast: true, name: 'gov-producer' });
@@ -102,6 +104,8 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
       }
     }
     this.logger.log(`Scheduling through Redis at ${describeRedis(this.settings.redisUrl)}`);
+    this.bootstrapped = true;
+    if (this.producer.status === 'ready') await this.onRedisReady();
   }
 
   /** Closes workers after their active jobs finish, then the queues and the connection. */
@@ -154,6 +158,7 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
   }
 
   private async onRedisReady(): Promise<void> {
+    if (!this.bootstrapped) return;
     try {
       await this.warnUnlessNoEviction();
       for (const job of this.retired) {
