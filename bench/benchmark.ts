@@ -6,11 +6,15 @@ export interface Benchmark {
   run(): Promise<BenchmarkResult>;
 }
 
-/** A minimum that a measured figure must reach, such as a throughput ratio. */
+/**
+ * A bound that a measured figure must respect: a minimum it must reach, such as a throughput ratio,
+ * or a maximum it must not exceed, such as a ratio of wall times. Each target sets one of the two.
+ */
 export interface Target {
   description: string;
   value: number;
-  minimum: number;
+  minimum?: number;
+  maximum?: number;
   met: boolean;
 }
 
@@ -29,4 +33,8 @@ export interface BenchmarkResult {
 
 export function checkMinimum(description: string, value: number, minimum: number): Target {
   return { description, value, minimum, met: value >= minimum };
+}
+
+export function checkMaximum(description: string, value: number, maximum: number): Target {
+  return { description, value, maximum, met: value <= maximum };
 }

@@ -1,5 +1,6 @@
 import type { Benchmark } from './benchmark';
+import { kevImport } from './kev-import/kev-import.bench';
 import { systemsList } from './systems-list/systems-list.bench';
 
 /** Every benchmark that `npm run bench` can run, in the order it runs them. Add new ones here. */
-export const BENCHMARKS: Benchmark[] = [systemsList];
+export const BENCHMARKS: Benchmark[] = [systemsList, kevImport];

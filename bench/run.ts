@@ -89,9 +89,9 @@ function printResult(result: BenchmarkResult): void {
   }
   for (const target of result.targets) {
     const verdict = target.met ? 'met' : 'MISSED';
-    console.log(
-      `Target ${verdict}: ${target.description} = ${target.value} (minimum ${target.minimum})`,
-    );
+    const bound =
+      target.maximum === undefined ? `minimum ${target.minimum}` : `maximum ${target.maximum}`;
+    console.log(`Target ${verdict}: ${target.description} = ${target.value} (${bound})`);
   }
 }
 

@@ -1,11 +1,10 @@
 import { DynamicModule, Global, MiddlewareConsumer, Module, NestModule } from '@nestjs/common';
-import { APP_FILTER, APP_GUARD } from '@nestjs/core';
+import { APP_FILTER, DiscoveryModule } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { LoggerModule } from 'nestjs-pino';
 
 import { AuditModule } from './audit/audit.module';
 import { CatalogModule } from './catalog/catalog.module';
-import { AccessGuard } from './common/access';
 import { Clock, SystemClock } from './common/clock';
 import { ContextMiddleware } from './common/context.middleware';
 import { ErrorFilter } from './common/error.filter';
@@ -14,6 +13,7 @@ import { KEYS, Runtime, SETTINGS } from './config/runtime';
 import { dataSourceOptions } from './database/data-source';
 import { DemoModule } from './demo/demo.module';
 import { HealthModule } from './health/health.module';
+import { IdentityModule } from './identity/identity.module';
 import { SchedulingModule } from './scheduling/scheduling.module';
 import { VulnerabilitiesModule } from './vulnerabilities/vulnerabilities.module';
 
@@ -72,16 +72,15 @@ export class AppModule implements NestModule {
           autoLoadEntities: true,
         }),
         SchedulingModule,
+        DiscoveryModule,
         AuditModule,
+        IdentityModule,
         HealthModule,
         CatalogModule,
         VulnerabilitiesModule,
         DemoModule,
       ],
-      providers: [
-        { provide: APP_GUARD, useClass: AccessGuard },
-        { provide: APP_FILTER, useClass: ErrorFilter },
-      ],
+      providers: [{ provide: APP_FILTER, useClass: ErrorFilter }],
     };
   }
 

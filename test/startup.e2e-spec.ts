@@ -13,6 +13,26 @@ import { freePort, ServiceProcess } from './support/service-process';
 
 jest.setTimeout(120_000);
 
+const ADMIN = {
+  BOOTSTRAP_ADMIN_EMAIL: 'root@test.example',
+  BOOTSTRAP_ADMIN_PASSWORD: 'bootstrap-password-1',
+};
+
+/** Signs in as the bootstrap admin and returns the Authorization header value. */
+async function adminAuthorization(port: number): Promise<string> {
+  const response = await fetch(`http://127.0.0.1:${port}/api/auth/sign-in`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      email: ADMIN.BOOTSTRAP_ADMIN_EMAIL,
+      password: ADMIN.BOOTSTRAP_ADMIN_PASSWORD,
+    }),
+  });
+  expect(response.status).toBe(200);
+  const { accessToken } = (await response.json()) as { accessToken: string };
+  return `Bearer ${accessToken}`;
+}
+
 describe('service start-up', () => {
   const started: ServiceProcess[] = [];
 
@@ -31,6 +51,7 @@ describe('service start-up', () => {
       PORT: 'abc',
       DATABASE_URL: 'postgres://x@127.0.0.1/x',
       ...testKeyEnv(),
+      ...ADMIN,
     });
     expect(await service.exited).toBe(1);
     expect(service.log).toContain('PORT must be a whole number from 0 to 65535 (got "abc")');
@@ -55,6 +76,7 @@ describe('service start-up', () => {
       DATABASE_URL: `postgres://gov:secret-pw@127.0.0.1:${port}/governance`,
       PORT: String(await freePort()),
       ...testKeyEnv(),
+      ...ADMIN,
     });
     expect(await service.exited).toBe(1);
     expect(service.log).toContain(`Cannot connect to PostgreSQL at 127.0.0.1:${port}/governance`);
@@ -77,6 +99,7 @@ describe('service start-up', () => {
       REDIS_URL: `redis://127.0.0.1:${await freePort()}`,
       PORT: String(port),
       ...testKeyEnv(),
+      ...ADMIN,
     });
     await service.waitForStatus(`http://127.0.0.1:${port}/health/ready`, 200);
 
@@ -87,13 +110,16 @@ describe('service start-up', () => {
     expect(ready.checks.redis.state).toBe('down');
     expect(ready.checks.postgres.state).toBe('up');
 
+    const authorization = await adminAuthorization(port);
     const created = await fetch(`http://127.0.0.1:${port}/api/providers`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', authorization },
       body: JSON.stringify({ name: 'TeamViewer' }),
     });
     expect(created.status).toBe(201);
-    const list = await fetch(`http://127.0.0.1:${port}/api/systems`);
+    const list = await fetch(`http://127.0.0.1:${port}/api/systems`, {
+      headers: { authorization },
+    });
     expect(list.status).toBe(200);
   });
 
@@ -104,6 +130,7 @@ describe('service start-up', () => {
       REDIS_URL: TEST_REDIS_URL,
       PORT: String(port),
       ...testKeyEnv(),
+      ...ADMIN,
     });
     await service.waitForStatus(`http://127.0.0.1:${port}/health/live`, 200);
     const ready = await fetch(`http://127.0.0.1:${port}/health/ready`);
@@ -122,6 +149,7 @@ describe('service start-up', () => {
         REDIS_URL: TEST_REDIS_URL,
         PORT: String(port),
         ...keys,
+        ...ADMIN,
       }),
     );
     await Promise.all(
@@ -139,9 +167,16 @@ describe('service start-up', () => {
     expect(Number(rows[0].count)).toBe(MIGRATIONS.length);
 
     for (const port of ports) {
-      const response = await fetch(`http://127.0.0.1:${port}/api/providers`);
+      const response = await fetch(`http://127.0.0.1:${port}/api/providers`, {
+        headers: { authorization: await adminAuthorization(port) },
+      });
       expect(response.status).toBe(200);
     }
+    const [{ count: admins }] = await superuserQuery<{ count: string }>(
+      databaseUrl,
+      'SELECT count(*) FROM users',
+    );
+    expect(Number(admins)).toBe(1);
   });
 
   it('logs JSON with the request id and redacts credentials', async () => {
@@ -151,6 +186,7 @@ describe('service start-up', () => {
       REDIS_URL: TEST_REDIS_URL,
       PORT: String(port),
       ...testKeyEnv(),
+      ...ADMIN,
     });
     await service.waitForStatus(`http://127.0.0.1:${port}/health/live`, 200);
 
@@ -176,9 +212,11 @@ describe('service start-up', () => {
       REDIS_URL: TEST_REDIS_URL,
       PORT: String(port),
       ...testKeyEnv(),
+      ...ADMIN,
     });
     await service.waitForStatus(`http://127.0.0.1:${port}/health/live`, 200);
 
+    const authorization = await adminAuthorization(port);
     const body = JSON.stringify({ name: 'In-flight provider' });
     const responded = new Promise<number>((resolve, reject) => {
       const request = httpRequest(
@@ -190,6 +228,7 @@ describe('service start-up', () => {
           headers: {
             'content-type': 'application/json',
             'content-length': Buffer.byteLength(body),
+            authorization,
           },
         },
         (response) => {
@@ -218,6 +257,7 @@ describe('service start-up', () => {
       PORT: String(port),
       PROCESS_ROLE: 'worker',
       ...testKeyEnv(),
+      ...ADMIN,
     });
     await service.waitForLog(/Running as worker only/);
     await expect(fetch(`http://127.0.0.1:${port}/health/live`)).rejects.toThrow();

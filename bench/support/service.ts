@@ -2,6 +2,7 @@ import 'reflect-metadata';
 
 import { randomBytes } from 'node:crypto';
 
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import IORedis from 'ioredis';
 
 import { buildApp } from '../../src/app';
@@ -11,13 +12,20 @@ import { baseUrl, RunningServer } from './server';
 
 export const BENCH_REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
+/** The service's Nest application, initialised but not listening, and how to stop it. */
+export interface ServiceApp {
+  app: NestFastifyApplication;
+  close(): Promise<void>;
+}
+
 /**
- * Starts the whole service in this process, listening on a free port of 127.0.0.1, the way
- * src/main.ts builds it: Nest with Fastify, the global validation pipe, pino request logging (at
- * level silent) and the TypeORM pool. It runs in the `api` role, so no job worker competes with
- * the requests, and with fresh random keys and its own BullMQ key prefix, which `close()` deletes.
+ * Builds the whole service in this process the way src/main.ts builds it: Nest with Fastify, the
+ * global validation pipe, pino request logging (at level silent) and the TypeORM pool. It runs in
+ * the `api` role, so no job worker competes with the benchmark, and with fresh random keys and its
+ * own BullMQ key prefix, which `close()` deletes. The application is initialised, so services can
+ * be taken with `app.get()`, but it does not listen.
  */
-export async function startService(databaseUrl: string): Promise<RunningServer> {
+export async function createServiceApp(databaseUrl: string): Promise<ServiceApp> {
   const queuePrefix = `bench_${randomBytes(5).toString('hex')}`;
   const settings = loadSettings({
     DATABASE_URL: databaseUrl,
@@ -31,15 +39,26 @@ export async function startService(databaseUrl: string): Promise<RunningServer> 
     EVIDENCE_SIGNING_KEY: randomKey(),
   });
   const app = await buildApp({ settings, keys: resolveKeys(settings), databaseUrl });
-  await app.listen({ port: 0, host: '127.0.0.1' });
-
+  await app.init();
   return {
-    url: baseUrl(app.getHttpServer().address()),
+    app,
     close: async () => {
       await app.close();
       await deleteRedisKeys(`${queuePrefix}:*`);
     },
   };
+}
+
+/** Starts the service from createServiceApp() listening on a free port of 127.0.0.1. */
+export async function startService(databaseUrl: string): Promise<RunningServer> {
+  const { app, close } = await createServiceApp(databaseUrl);
+  try {
+    await app.listen({ port: 0, host: '127.0.0.1' });
+  } catch (error) {
+    await close();
+    throw error;
+  }
+  return { url: baseUrl(app.getHttpServer().address()), close };
 }
 
 function randomKey(): string {

@@ -61,7 +61,6 @@ export class AuditController {
     summary: 'List audit events, oldest first, filtered by entity, actor, action and time',
   })
   async list(@Query() query: AuditQuery): Promise<Page<AuditEvent>> {
-    // TODO: reading the audit trail is not itself audited yet; that needs the signed-in reader.
     const builder = this.dataSource.getRepository(AuditEvent).createQueryBuilder('e');
     if (query.entityType)
       builder.andWhere('e.entity_type = :entityType', { entityType: query.entityType });
@@ -75,6 +74,16 @@ export class AuditController {
       .offset(query.offset)
       .limit(query.limit + 1)
       .getMany();
+    // Reading the trail is itself recorded, with the filters used, so an auditor's access shows.
+    await this.dataSource.transaction((manager) =>
+      this.audit.record(manager, {
+        action: 'audit.read',
+        entityType: 'audit_trail',
+        entityId: 'audit_events',
+        before: null,
+        after: { filters: { ...query }, returned: Math.min(rows.length, query.limit) },
+      }),
+    );
     return toPage(rows, query);
   }
 

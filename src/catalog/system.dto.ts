@@ -77,6 +77,11 @@ export class CreateSystemDto {
   @IsIn(CRITICALITIES)
   criticality!: Criticality;
 
+  @ApiPropertyOptional({ format: 'uuid', description: 'The owning user' })
+  @IsOptional()
+  @IsUUID()
+  ownerId?: string;
+
   @ApiPropertyOptional({ example: 'owner@example.com' })
   @IsOptional()
   @IsEmail()

@@ -31,7 +31,11 @@ export class ThirdPartySystem {
   @Column({ type: 'varchar', length: 20 })
   criticality!: Criticality;
 
-  // NOTE: the owner is an e-mail address until user accounts exist; it then becomes a user reference.
+  /** The owning user; owners may edit their own systems and decide their findings. */
+  @Column({ name: 'owner_id', type: 'uuid', nullable: true })
+  ownerId!: string | null;
+
+  /** Contact address of the owning team, for owners who are not (yet) users. */
   @Column({ name: 'owner_email', type: 'varchar', length: 320, nullable: true })
   ownerEmail!: string | null;
 

@@ -34,7 +34,7 @@ export class SystemsController {
   }
 
   @Patch(':id')
-  @RequirePermission('catalog.write')
+  @RequirePermission('catalog.system.update')
   update(
     @Param('id', uuidPipe) id: string,
     @Body() body: UpdateSystemDto,
@@ -44,7 +44,7 @@ export class SystemsController {
 
   @Post(':id/retire')
   @HttpCode(200)
-  @RequirePermission('catalog.write')
+  @RequirePermission('catalog.system.update')
   @ApiOperation({ summary: 'Retire a system; it keeps its history and accepts no further change' })
   retire(
     @Param('id', uuidPipe) id: string,

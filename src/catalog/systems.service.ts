@@ -4,6 +4,7 @@ import { DataSource, EntityManager } from 'typeorm';
 import { AuditService } from '../audit/audit.service';
 import { Clock } from '../common/clock';
 import { ConflictError, DomainError, NotFoundError, StaleVersionError } from '../common/errors';
+import { assertMayActOnSystem } from '../common/ownership';
 import { Page, toPage } from '../common/pagination';
 import { Transactions } from '../common/transactions';
 import { isUniqueViolation } from '../common/unique-violation';
@@ -81,6 +82,7 @@ export class SystemsService {
         );
       }
 
+      if (input.ownerId) await requireUser(manager, input.ownerId);
       const now = this.clock.now();
       const system = manager.create(ThirdPartySystem, {
         providerId: input.providerId,
@@ -89,6 +91,7 @@ export class SystemsService {
         productVersion: input.productVersion ?? null,
         category: input.category,
         criticality: input.criticality,
+        ownerId: input.ownerId ?? null,
         ownerEmail: input.ownerEmail?.toLowerCase() ?? null,
         hosts: (input.hosts ?? []).map((host) => ({
           ...host,
@@ -120,6 +123,11 @@ export class SystemsService {
       const system = await this.lockForChange(manager, id, input.version);
       const before = { ...system };
       const { version: _version, ...changes } = input;
+      if (changes.ownerId !== undefined) {
+        // Handing a system to another owner is the platform admin's call, not the owner's.
+        assertMayActOnSystem(id, null, ['platform-admin']);
+        await requireUser(manager, changes.ownerId);
+      }
       if (changes.ownerEmail !== undefined) changes.ownerEmail = changes.ownerEmail.toLowerCase();
       if (changes.hosts !== undefined) {
         changes.hosts = changes.hosts.map((host) => ({
@@ -175,6 +183,7 @@ export class SystemsService {
       lock: { mode: 'pessimistic_write' },
     });
     if (!system) throw new NotFoundError('System', id);
+    assertMayActOnSystem(id, system.ownerId, ['platform-admin']);
     if (system.version !== version)
       throw new StaleVersionError('System', id, version, system.version);
     if (system.lifecycleStatus === 'retired') {
@@ -200,5 +209,12 @@ export class SystemsService {
       }
       throw error;
     }
+  }
+}
+
+async function requireUser(manager: EntityManager, id: string): Promise<void> {
+  const [user] = await manager.query<{ id: string }[]>(`SELECT id FROM users WHERE id = $1`, [id]);
+  if (!user) {
+    throw new DomainError(404, 'USER.NOT_FOUND', `User ${id} was not found`, { field: 'ownerId' });
   }
 }

@@ -1,11 +1,20 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 
-/** Who is acting and through which request; read by the audit trail. */
+/** The signed-in person behind a request. */
+export interface CurrentUser {
+  id: string;
+  email: string;
+  roles: string[];
+}
+
+/** Who is acting and through which request; read by the audit trail and object checks. */
 export interface RequestContext {
   requestId: string;
   clientAddress: string | undefined;
   actor: string;
-  channel: 'api' | 'job' | 'cli' | 'system';
+  channel: 'api' | 'session' | 'job' | 'cli' | 'system';
+  user?: CurrentUser;
+  sessionId?: string;
 }
 
 const storage = new AsyncLocalStorage<RequestContext>();

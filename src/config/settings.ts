@@ -29,6 +29,12 @@ export interface Settings {
   kevMaxBytes: number;
   /** Days to fix a known exploited vulnerability, counted from first match, by system criticality. */
   patchSlaDays: Record<'critical' | 'high' | 'medium' | 'low', number>;
+  /** Lifetime of an access token, in minutes; a refresh token renews it. */
+  accessTokenTtlMinutes: number;
+  /** Lifetime of a sign-in session (and its refresh token), in hours. */
+  sessionTtlHours: number;
+  /** First platform admin, created at start-up when the database has no user. */
+  bootstrapAdmin: { email: string; password: string } | undefined;
   keys: KeySettings;
 }
 
@@ -92,6 +98,9 @@ export function loadSettings(env: Env = process.env): Settings {
       medium: reader.integer('PATCH_SLA_MEDIUM_DAYS', 30, 1, 3650),
       low: reader.integer('PATCH_SLA_LOW_DAYS', 90, 1, 3650),
     },
+    accessTokenTtlMinutes: reader.integer('ACCESS_TOKEN_TTL_MINUTES', 15, 1, 1440),
+    sessionTtlHours: reader.integer('SESSION_TTL_HOURS', 12, 1, 24 * 30),
+    bootstrapAdmin: reader.bootstrapAdmin(),
     keys: {
       fingerprintKey: reader.base64Key('FINGERPRINT_KEY'),
       secretsKey: reader.base64Key('SECRETS_KEY'),
@@ -189,6 +198,24 @@ class EnvReader {
       return undefined;
     }
     return value;
+  }
+
+  /** BOOTSTRAP_ADMIN_EMAIL and BOOTSTRAP_ADMIN_PASSWORD go together; the password is never echoed. */
+  bootstrapAdmin(): { email: string; password: string } | undefined {
+    const email = this.raw('BOOTSTRAP_ADMIN_EMAIL');
+    const password = this.env.BOOTSTRAP_ADMIN_PASSWORD;
+    if (email === undefined && password === undefined) return undefined;
+    if (email === undefined || !/^[^@\s]+@[^@\s]+$/.test(email)) {
+      this.problems.push(
+        'BOOTSTRAP_ADMIN_EMAIL must be an e-mail address when BOOTSTRAP_ADMIN_PASSWORD is set',
+      );
+      return undefined;
+    }
+    if (password === undefined || password.length < 12) {
+      this.problems.push('BOOTSTRAP_ADMIN_PASSWORD must have at least 12 characters');
+      return undefined;
+    }
+    return { email, password };
   }
 
   /** A 32-byte key in base64; never echoed. */

@@ -55,3 +55,8 @@ export function describeConnectionFailure(databaseUrl: string, error: unknown): 
   const reason = error instanceof Error ? error.message : String(error);
   return `Cannot connect to ${target}: ${reason}. Check DATABASE_URL and that the server is running.`;
 }
+
+/** True when every migration is applied; start-up work that writes rows waits for that. */
+export async function schemaIsCurrent(dataSource: DataSource): Promise<boolean> {
+  return !(await dataSource.showMigrations());
+}

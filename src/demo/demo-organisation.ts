@@ -1,4 +1,5 @@
 import type { Criticality, SystemCategory, SystemHost } from '../catalog/catalog.types';
+import type { Role } from '../identity/permissions';
 
 export interface DemoSystem {
   provider: string;
@@ -252,3 +253,58 @@ export const DEMO_ALIASES: DemoAlias[] = [
     reason: 'The CLI ships with every Jenkins controller',
   },
 ];
+
+/**
+ * One demo user per role. The passwords are published in the README and exist only in the demo
+ * seed, which runs only on an empty database.
+ */
+export const DEMO_USERS: {
+  email: string;
+  name: string;
+  password: string;
+  roles: Role[];
+  manager?: string;
+}[] = [
+  {
+    email: 'admin@demo.example',
+    name: 'Avery Admin',
+    password: 'demo-admin-password',
+    roles: ['platform-admin'],
+  },
+  {
+    email: 'manager@demo.example',
+    name: 'Morgan Manager',
+    password: 'demo-manager-password',
+    roles: ['manager'],
+  },
+  {
+    email: 'security@demo.example',
+    name: 'Sam Security',
+    password: 'demo-security-password',
+    roles: ['security-approver'],
+    manager: 'manager@demo.example',
+  },
+  {
+    email: 'owner@demo.example',
+    name: 'Olive Owner',
+    password: 'demo-owner-password',
+    roles: ['system-owner'],
+    manager: 'manager@demo.example',
+  },
+  {
+    email: 'requester@demo.example',
+    name: 'Riley Requester',
+    password: 'demo-requester-password',
+    roles: ['requester'],
+    manager: 'manager@demo.example',
+  },
+  {
+    email: 'auditor@demo.example',
+    name: 'Alex Auditor',
+    password: 'demo-auditor-password',
+    roles: ['auditor'],
+  },
+];
+
+/** The demo user who owns every demo system. */
+export const DEMO_OWNER = 'owner@demo.example';

@@ -1,11 +1,12 @@
 import { Module } from '@nestjs/common';
 
 import { AuditModule } from '../audit/audit.module';
+import { IdentityModule } from '../identity/identity.module';
 import { VulnerabilitiesModule } from '../vulnerabilities/vulnerabilities.module';
 import { DemoSeeder } from './demo-seeder';
 
 @Module({
-  imports: [AuditModule, VulnerabilitiesModule],
+  imports: [AuditModule, IdentityModule, VulnerabilitiesModule],
   providers: [DemoSeeder],
   exports: [DemoSeeder],
 })

@@ -4,6 +4,7 @@ import { DataSource, EntityManager } from 'typeorm';
 import { AuditService } from '../audit/audit.service';
 import { Clock } from '../common/clock';
 import { ConflictError, DomainError, NotFoundError, StaleVersionError } from '../common/errors';
+import { assertMayActOnSystem } from '../common/ownership';
 import { Page, toPage } from '../common/pagination';
 import { Transactions } from '../common/transactions';
 import { isUniqueViolation } from '../common/unique-violation';
@@ -198,8 +199,8 @@ export class FindingsService {
   /** Records an advisory outside KEV; it gets the same SLA, due date and status rules. */
   async createAdvisory(input: CreateAdvisoryDto): Promise<FindingView> {
     return this.transactions.run(async (manager) => {
-      const [system] = await manager.query<{ id: string }[]>(
-        `SELECT id FROM systems WHERE id = $1 FOR SHARE`,
+      const [system] = await manager.query<{ id: string; owner_id: string | null }[]>(
+        `SELECT id, owner_id FROM systems WHERE id = $1 FOR SHARE`,
         [input.systemId],
       );
       if (!system) {
@@ -207,6 +208,7 @@ export class FindingsService {
           field: 'systemId',
         });
       }
+      assertMayActOnSystem(system.id, system.owner_id, ['platform-admin', 'security-approver']);
       const now = this.clock.now();
       let id: string;
       try {
@@ -271,11 +273,18 @@ export class FindingsService {
     change: (finding: FindingView) => Record<string, unknown>,
   ): Promise<FindingView> {
     return this.transactions.run(async (manager) => {
-      const locked = await manager.query<{ version: number }[]>(
-        `SELECT version FROM vulnerability_findings WHERE id = $1 FOR UPDATE`,
+      const locked = await manager.query<
+        { version: number; system_id: string; owner_id: string | null }[]
+      >(
+        `SELECT f.version, f.system_id, s.owner_id FROM vulnerability_findings f JOIN systems s ON s.id = f.system_id
+          WHERE f.id = $1 FOR UPDATE OF f`,
         [id],
       );
       if (locked.length === 0) throw new NotFoundError('Finding', id);
+      assertMayActOnSystem(locked[0].system_id, locked[0].owner_id, [
+        'platform-admin',
+        'security-approver',
+      ]);
       const before = await this.get(id, manager);
       if (before.version !== version)
         throw new StaleVersionError('Finding', id, version, before.version);

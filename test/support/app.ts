@@ -7,15 +7,30 @@ import { buildApp } from '../../src/app';
 import { ManualClock } from '../../src/common/clock';
 import { resolveKeys } from '../../src/config/keys';
 import { loadSettings } from '../../src/config/settings';
+import { AuthService } from '../../src/identity/auth.service';
+import { Role, ROLES } from '../../src/identity/permissions';
+import { UsersService } from '../../src/identity/users.service';
 import { createTestDatabase } from './database';
 import { TEST_REDIS_URL } from './env';
+
+export const TEST_PASSWORD = 'test-password-1234';
+
+/** A signed-in test user holding exactly one role. */
+export interface TestUser {
+  id: string;
+  email: string;
+  token: string;
+}
 
 export interface TestApp {
   app: NestFastifyApplication;
   clock: ManualClock;
   databaseUrl: string;
   queuePrefix: string;
-  request(options: InjectOptions): Promise<LightMyRequestResponse>;
+  /** One signed-in user per role. */
+  users: Record<Role, TestUser>;
+  /** Sends a request as the platform admin, as another role's user, or with no credentials. */
+  request(options: InjectOptions, as?: Role | 'anonymous'): Promise<LightMyRequestResponse>;
   close(): Promise<void>;
 }
 
@@ -36,7 +51,8 @@ export function testKeyEnv(): Record<string, string> {
 
 /**
  * Starts the whole application on its own cloned database and its own BullMQ key prefix, with a
- * manual clock. Requests go through Fastify's inject, so routing, pipes and filters all run.
+ * manual clock and one signed-in user per role. Requests go through Fastify's inject, so routing,
+ * guards, pipes and filters all run.
  */
 export async function startTestApp(options: TestAppOptions = {}): Promise<TestApp> {
   const databaseUrl = options.databaseUrl ?? (await createTestDatabase());
@@ -55,12 +71,53 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
   await app.init();
   await app.getHttpAdapter().getInstance().ready();
 
+  const users = await createOnePerRole(app, queuePrefix);
+  const auth = app.get(AuthService);
+  const expiries = new Map<Role, number>();
+  // Tests move the clock by months, so a token is renewed whenever the clock passed its expiry.
+  const tokenFor = async (role: Role): Promise<string> => {
+    const expiry = expiries.get(role);
+    const now = clock.now().getTime();
+    if (expiry === undefined || now >= expiry || now < expiry - 86_400_000) {
+      const tokens = await auth.signIn(users[role].email, TEST_PASSWORD);
+      users[role].token = tokens.accessToken;
+      expiries.set(role, tokens.accessExpiresAt.getTime());
+    }
+    return users[role].token;
+  };
+
   return {
     app,
     clock,
     databaseUrl,
     queuePrefix,
-    request: (injectOptions) => app.inject(injectOptions),
+    users,
+    request: async (injectOptions, as = 'platform-admin') => {
+      const headers = { ...(injectOptions.headers ?? {}) } as Record<string, string>;
+      if (as !== 'anonymous' && headers.authorization === undefined) {
+        headers.authorization = `Bearer ${await tokenFor(as)}`;
+      }
+      return app.inject({ ...injectOptions, headers });
+    },
     close: () => app.close(),
   };
+}
+
+async function createOnePerRole(
+  app: NestFastifyApplication,
+  tag: string,
+): Promise<Record<Role, TestUser>> {
+  const usersService = app.get(UsersService);
+  const users = {} as Record<Role, TestUser>;
+  for (const role of ROLES) {
+    const email = `${role}.${tag}@test.example`;
+    const user = await usersService.create({
+      email,
+      name: `Test ${role}`,
+      password: TEST_PASSWORD,
+      roles: [role],
+    });
+    users[role] = { id: user.id, email, token: '' };
+  }
+  return users;
 }

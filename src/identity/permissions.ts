@@ -1,0 +1,37 @@
+export const ROLES = [
+  'platform-admin',
+  'security-approver',
+  'system-owner',
+  'manager',
+  'requester',
+  'auditor',
+] as const;
+export type Role = (typeof ROLES)[number];
+
+const EVERYONE: readonly Role[] = ROLES;
+
+/**
+ * The one table of who may do what. Routes name a permission; the guard allows a caller holding
+ * any listed role. Object checks (an owner acts only on owned systems) happen in the services.
+ */
+export const PERMISSIONS = {
+  'catalog.read': EVERYONE,
+  'catalog.write': ['platform-admin'],
+  'catalog.system.update': ['platform-admin', 'system-owner'],
+  'kev.read': EVERYONE,
+  'kev.import': ['platform-admin', 'security-approver'],
+  'kev.alias.write': ['platform-admin', 'security-approver'],
+  'findings.read': EVERYONE,
+  'findings.write': ['platform-admin', 'security-approver', 'system-owner'],
+  'audit.read': ['platform-admin', 'security-approver', 'auditor'],
+  'users.read': ['platform-admin', 'auditor', 'manager', 'security-approver'],
+  'users.write': ['platform-admin'],
+  self: EVERYONE,
+} as const satisfies Record<string, readonly Role[]>;
+
+export type Permission = keyof typeof PERMISSIONS;
+
+export function allows(permission: Permission, roles: readonly Role[]): boolean {
+  const allowed: readonly Role[] = PERMISSIONS[permission];
+  return roles.some((role) => allowed.includes(role));
+}
