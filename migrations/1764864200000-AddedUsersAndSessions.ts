@@ -47,7 +47,9 @@ export class AddedUsersAndSessions1764864200000 implements MigrationInterface {
         created_at timestamptz NOT NULL,
         last_used_at timestamptz NOT NULL
       )`);
-    await queryRunner.query(`CREATE INDEX sessions_user_idx ON sessions (user_id) WHERE revoked_at IS NULL`);
+    await queryRunner.query(
+      `CREATE INDEX sessions_user_idx ON sessions (user_id) WHERE revoked_at IS NULL`,
+    );
 
     await queryRunner.query(`ALTER TABLE systems ADD COLUMN owner_id uuid REFERENCES users (id)`);
     await queryRunner.query(`CREATE INDEX systems_owner_idx ON systems (owner_id)`);

@@ -56,7 +56,9 @@ export class DemoSeeder implements OnApplicationBootstrap {
   async onApplicationBootstrap(): Promise<void> {
     if (!this.settings.seedDemo) return;
     if (!(await schemaIsCurrent(this.dataSource))) {
-      this.logger.warn('Migrations are pending; the demo organisation is seeded after they are applied');
+      this.logger.warn(
+        'Migrations are pending; the demo organisation is seeded after they are applied',
+      );
       return;
     }
     const result = await this.seed();

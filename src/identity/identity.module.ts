@@ -28,7 +28,9 @@ export class AdminBootstrap implements OnApplicationBootstrap {
     const admin = this.settings.bootstrapAdmin;
     if (!admin) return;
     if (!(await schemaIsCurrent(this.dataSource))) {
-      this.logger.warn('Migrations are pending; the first platform admin is created after they are applied');
+      this.logger.warn(
+        'Migrations are pending; the first platform admin is created after they are applied',
+      );
       return;
     }
     const context = {

@@ -1,4 +1,4 @@
-import { Body, Controller, Get, Param, Patch, Post, Query } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
 import { ApiBody, ApiConsumes, ApiOperation, ApiTags } from '@nestjs/swagger';
 
 import { RequirePermission } from '../common/access';
@@ -38,6 +38,7 @@ export class UsersController {
   }
 
   @Post(':id/deactivate')
+  @HttpCode(200)
   @RequirePermission('users.write')
   @ApiOperation({ summary: 'Deactivate a user: history stays, sign-in stops, sessions end' })
   deactivate(
