@@ -26,6 +26,8 @@ export const REDACTED_PATHS = [
   '*.password',
   '*.secret',
   '*.token',
+  '*.accessToken',
+  '*.refreshToken',
   '*.databaseUrl',
 ];
 
