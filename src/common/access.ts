@@ -2,7 +2,7 @@ import { SetMetadata } from '@nestjs/common';
 
 import type { Permission } from '../identity/permissions';
 
-/** Who may call a route. `public` needs no sign-in; the others name a permission. */
+/** Access rule of a route: `public` needs no sign-in, the other form names a permission. */
 export type AccessRule = { public: true } | { permission: Permission };
 
 export const ACCESS_KEY = 'access-rule';

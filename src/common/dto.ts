@@ -6,3 +6,15 @@ export function Trim(): PropertyDecorator {
     typeof value === 'string' ? value.trim() : value,
   );
 }
+
+/**
+ * Converts a query-string boolean: "true" and "false" become booleans and any other value passes
+ * through unchanged, so `@IsBoolean()` rejects it by name.
+ */
+export function QueryBoolean(): PropertyDecorator {
+  return Transform(({ value }: { value: unknown }) => {
+    if (value === 'true') return true;
+    if (value === 'false') return false;
+    return value;
+  });
+}

@@ -7,7 +7,7 @@ export interface CurrentUser {
   roles: string[];
 }
 
-/** Who is acting and through which request; read by the audit trail and object checks. */
+/** The acting person or process and its request, read by the audit trail and object checks. */
 export interface RequestContext {
   requestId: string;
   clientAddress: string | undefined;

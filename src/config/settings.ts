@@ -58,8 +58,8 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 const ROLES: ProcessRole[] = ['api', 'worker', 'both'];
 
 /**
- * Reads and validates every setting; throws one ConfigurationError that lists each bad variable
- * with the expected form, so an operator fixes them all in one pass.
+ * Reads and validates every setting. One ConfigurationError lists each bad variable with the
+ * expected form, so an operator fixes them all in one pass.
  */
 export function loadSettings(env: Env = process.env): Settings {
   const problems: string[] = [];
@@ -218,7 +218,7 @@ class EnvReader {
     return { email, password };
   }
 
-  /** A 32-byte key in base64; never echoed. */
+  /** Reads a 32-byte key in base64 and never echoes it. */
   base64Key(name: string): string | undefined {
     const value = this.raw(name);
     if (value === undefined) return undefined;

@@ -10,7 +10,7 @@ import { allows, Role } from './permissions';
 
 /**
  * Deny by default: a route without an access declaration is closed to everyone; a declared
- * permission needs a valid bearer token whose user holds one of the permission's roles.
+ * permission needs a valid bearer token whose user has one of the permission's roles.
  */
 @Injectable()
 export class AccessGuard implements CanActivate {

@@ -1,5 +1,4 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { Transform } from 'class-transformer';
 import {
   ArrayMaxSize,
   ArrayUnique,
@@ -17,7 +16,7 @@ import {
   Min,
 } from 'class-validator';
 
-import { Trim } from '../common/dto';
+import { QueryBoolean, Trim } from '../common/dto';
 import { PageQuery } from '../common/pagination';
 import { ROLES } from './permissions';
 import type { Role } from './permissions';
@@ -114,9 +113,7 @@ export class DeactivateUserDto {
 export class UserListQuery extends PageQuery {
   @ApiPropertyOptional({ type: Boolean })
   @IsOptional()
-  @Transform(({ value }: { value: unknown }) =>
-    value === 'true' ? true : value === 'false' ? false : value,
-  )
+  @QueryBoolean()
   @IsBoolean()
   active?: boolean;
 

@@ -26,9 +26,9 @@ interface RecurringJob {
 
 /**
  * Owns every BullMQ queue and worker. Feature modules register handlers and recurring jobs during
- * module init; on bootstrap the worker starts (in the worker role) and recurring jobs are upserted
- * as job schedulers, again on every reconnect because a Redis without persistence may have lost them.
- * PostgreSQL stays the source of truth: handlers re-read it before acting.
+ * module init. On bootstrap the worker starts (in the worker role) and recurring jobs are upserted
+ * as job schedulers. The upsert repeats on every reconnect, because a Redis without persistence may
+ * have lost them. PostgreSQL stays the source of truth, and handlers re-read it before acting.
  */
 @Injectable()
 export class SchedulerService implements OnApplicationBootstrap, OnApplicationShutdown {

@@ -1,5 +1,4 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { Transform } from 'class-transformer';
 import {
   IsBoolean,
   IsDateString,
@@ -16,19 +15,12 @@ import {
 
 import { CRITICALITIES } from '../catalog/catalog.types';
 import type { Criticality } from '../catalog/catalog.types';
-import { Trim } from '../common/dto';
+import { QueryBoolean, Trim } from '../common/dto';
 import { PageQuery } from '../common/pagination';
 
 export const FINDING_STATUSES = ['open', 'overdue', 'fixed', 'dismissed', 'withdrawn'] as const;
 export type FindingStatus = (typeof FINDING_STATUSES)[number];
 export const MATCH_STATES = ['pending', 'confirmed', 'dismissed'] as const;
-
-/** A query-string boolean: only "true" and "false" are accepted, anything else fails validation. */
-function QueryBoolean(): PropertyDecorator {
-  return Transform(({ value }: { value: unknown }) =>
-    value === 'true' ? true : value === 'false' ? false : value,
-  );
-}
 
 export class FindingListQuery extends PageQuery {
   @ApiPropertyOptional({ format: 'uuid' })

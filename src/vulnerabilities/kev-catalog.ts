@@ -28,7 +28,7 @@ export interface ParsedCatalog {
   ignoredColumns: string[];
 }
 
-/** Where a catalog is malformed: a line (CSV) or an entry index (JSON), and the field. */
+/** Location of a problem in a catalog: a line (CSV) or an entry index (JSON), and the field. */
 export interface CatalogProblem {
   line?: number;
   entry?: number;
@@ -199,7 +199,7 @@ export function parseCsvCatalog(text: string): ParsedCatalog {
   };
 }
 
-/** The CSV form keeps CWE ids in one field, comma-separated: "CWE-59, CWE-436". */
+/** Splits the CSV cwes field, which lists ids comma-separated in one field: "CWE-59, CWE-436". */
 function splitCwes(value: string | undefined): string[] {
   if (value === undefined || value.trim() === '') return [];
   return value.split(',').map((cwe) => cwe.trim());

@@ -110,8 +110,8 @@ export class KevImportService {
   }
 
   /**
-   * Parses and applies a catalog inside the caller's transaction (the demo seed uses this so the
-   * organisation and its catalog appear together); a malformed file throws before any write.
+   * Parses and applies a catalog inside the caller's transaction, so the demo organisation and its
+   * catalog commit together. A malformed file throws before any write.
    */
   async importWithin(
     manager: EntityManager,

@@ -1,8 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { Transform } from 'class-transformer';
 import { IsBoolean, IsOptional, IsString, IsUrl, Length, MaxLength } from 'class-validator';
 
-import { Trim } from '../common/dto';
+import { QueryBoolean, Trim } from '../common/dto';
 import { PageQuery } from '../common/pagination';
 
 export class ImportFromUrlDto {
@@ -26,9 +25,7 @@ export class UploadQuery {
     description: 'Accept a catalog that withdraws over 20% of entries',
   })
   @IsOptional()
-  @Transform(({ value }: { value: unknown }) =>
-    value === 'true' ? true : value === 'false' ? false : value,
-  )
+  @QueryBoolean()
   @IsBoolean()
   allowMassWithdrawal?: boolean;
 }
@@ -44,17 +41,13 @@ export class KevEntryQuery extends PageQuery {
 
   @ApiPropertyOptional({ type: Boolean })
   @IsOptional()
-  @Transform(({ value }: { value: unknown }) =>
-    value === 'true' ? true : value === 'false' ? false : value,
-  )
+  @QueryBoolean()
   @IsBoolean()
   knownRansomwareUse?: boolean;
 
   @ApiPropertyOptional({ type: Boolean, default: false })
   @IsOptional()
-  @Transform(({ value }: { value: unknown }) =>
-    value === 'true' ? true : value === 'false' ? false : value,
-  )
+  @QueryBoolean()
   @IsBoolean()
   includeWithdrawn?: boolean;
 }

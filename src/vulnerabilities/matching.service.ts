@@ -5,7 +5,7 @@ import { AuditService } from '../audit/audit.service';
 import { Clock } from '../common/clock';
 import { returnedRows } from '../common/transactions';
 
-/** How each candidate pair was found: the names match after normalisation, or an alias links them. */
+/** Candidate (system, entry) pairs: names equal after normalisation (`name`) or linked by an alias. */
 const CANDIDATES_SQL = `
   SELECT s.id AS system_id, k.cve_id, 'name' AS matched_by
     FROM systems s

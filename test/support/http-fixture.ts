@@ -1,7 +1,7 @@
 import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
 import { AddressInfo } from 'node:net';
 
-/** A local HTTP server whose answers a test sets per path; it records every request it gets. */
+/** Local HTTP server that returns what a test sets per path and records every request path. */
 export class HttpFixture {
   private readonly server: Server;
   readonly requests: string[] = [];
