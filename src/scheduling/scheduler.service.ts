@@ -3,7 +3,7 @@ import {
   Injectable,
   Logger,
   OnApplicationBootstrap,
-  OnApplicationShutdown,
+  BeforeApplicationShutdown,
 } from '@nestjs/common';
 import { Job, JobsOptions, Queue, Worker } from 'bullmq';
 import IORedis from 'ioredis';
@@ -31,7 +31,7 @@ interface RecurringJob {
  * have lost them. PostgreSQL stays the source of truth, and handlers re-read it before acting.
  */
 @Injectable()
-export class SchedulerService implements OnApplicationBootstrap, OnApplicationShutdown {
+export class SchedulerService implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger('Scheduler');
   private readonly producer: IORedis;
   private readonly queues = new Map<string, Queue>();
@@ -108,8 +108,11 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
     if (this.producer.status === 'ready') await this.onRedisReady();
   }
 
-  /** Closes workers after their active jobs finish, then the queues and the connection. */
-  async onApplicationShutdown(): Promise<void> {
+  /**
+   * Closes workers after their active jobs finish, then the queues and the connection. This runs
+   * before any module's onApplicationShutdown, so running jobs still have their database pool.
+   */
+  async beforeApplicationShutdown(): Promise<void> {
     await Promise.all(this.workers.map(({ worker }) => worker.close()));
     // BullMQ leaves connections it was given open; they are this service's to close.
     for (const { connection } of this.workers) connection.disconnect();

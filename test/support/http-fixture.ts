@@ -27,6 +27,11 @@ export class HttpFixture {
     return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}${path}`;
   }
 
+  /** Sets a handler of the test's own for a path, for slow or failing answers. */
+  route(path: string, handler: (response: ServerResponse) => void | Promise<void>): void {
+    this.routes.set(path, (response) => void handler(response));
+  }
+
   serve(path: string, body: string, status = 200): void {
     this.routes.set(path, (response) =>
       response.writeHead(status, { 'content-type': 'application/json' }).end(body),
