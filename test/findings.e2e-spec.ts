@@ -227,7 +227,7 @@ describe('vulnerability findings', () => {
       `SELECT action FROM audit_events WHERE entity_id = $1 ORDER BY seq`,
       [first.id],
     );
-    expect(events.map((e) => e.action)).toEqual(['finding.dismissed']);
+    expect(events.map((e) => e.action)).toEqual(['finding.matched', 'finding.dismissed']);
   });
 
   it('turns overdue as the clock passes the due date, and fixed when fixed', async () => {

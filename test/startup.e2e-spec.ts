@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
@@ -12,6 +13,8 @@ import { TEST_REDIS_URL } from './support/env';
 import { freePort, ServiceProcess } from './support/service-process';
 
 jest.setTimeout(120_000);
+
+const CLI = join(__dirname, '..', 'dist', 'src', 'cli', 'main.js');
 
 const ADMIN = {
   BOOTSTRAP_ADMIN_EMAIL: 'root@test.example',
@@ -288,5 +291,30 @@ describe('service start-up', () => {
       await Promise.all(started.splice(0).map((service) => service.stop()));
       await rm(dataDir, { recursive: true, force: true });
     }
+  });
+
+  it('creates a platform admin from the operator command', async () => {
+    const databaseUrl = await createTestDatabase();
+    const cli = spawn(
+      process.execPath,
+      [CLI, 'create-admin', '--email', 'ops@test.example', '--name', 'Ops'],
+      {
+        env: { ...process.env, DATABASE_URL: databaseUrl, LOG_LEVEL: 'silent', ...testKeyEnv() },
+        stdio: ['pipe', 'pipe', 'pipe'],
+      },
+    );
+    let output = '';
+    cli.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    cli.stdin.end('cli-password-12345\n');
+    const code = await new Promise<number | null>((resolve) => cli.once('exit', resolve));
+
+    expect(code).toBe(0);
+    expect(output).toContain('Created platform admin ops@test.example');
+    const roles = await superuserQuery<{ role: string }>(
+      databaseUrl,
+      `SELECT r.role FROM user_roles r JOIN users u ON u.id = r.user_id WHERE u.email = 'ops@test.example'`,
+    );
+    expect(roles).toEqual([{ role: 'platform-admin' }]);
+    expect(output).not.toContain('cli-password-12345');
   });
 });

@@ -22,7 +22,7 @@ export const KEV_COPY_COLUMNS = [
   'updated_at',
 ] as const;
 
-/** The psql meta-command that copies CSV rows of KEV_COPY_COLUMNS from `source` into kev_entries. */
+/** Builds the psql meta-command that copies CSV rows of KEV_COPY_COLUMNS from `source` into kev_entries. */
 export function kevCopyCommand(source: string): string {
   return `\\copy kev_entries (${KEV_COPY_COLUMNS.join(', ')}) FROM ${source} WITH (FORMAT csv)`;
 }
@@ -44,8 +44,9 @@ export function buildScaledCatalog(realCatalogText: string, copies: number): str
     vulnerabilities: Record<string, unknown>[];
   };
   const ids = catalog.vulnerabilities.map((entry) => {
-    const match = CVE_ID.exec(String(entry.cveID));
-    if (match === null) throw new Error(`The source catalog has an invalid cveID: ${entry.cveID}`);
+    const cveId = String(entry.cveID);
+    const match = CVE_ID.exec(cveId);
+    if (match === null) throw new Error(`The source catalog has an invalid cveID: ${cveId}`);
     return { year: match[1], number: match[2] };
   });
   const width = Math.max(...ids.map((id) => id.number.length));
@@ -101,7 +102,7 @@ export function kevCopyRows(entries: KevEntryInput[], timestamp: string): string
   return rows;
 }
 
-/** Writes kevCopyRows() of all entries to `output` in slices, waiting whenever it is full. */
+/** Writes kevCopyRows() of all entries to `output` in slices, waiting for 'drain' when it is full. */
 export async function writeKevCopyRows(
   output: Writable,
   entries: KevEntryInput[],

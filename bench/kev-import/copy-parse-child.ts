@@ -4,11 +4,11 @@ import { parseCatalog } from '../../src/vulnerabilities/kev-catalog';
 import { sendResultAndExit } from '../support/child-process';
 import { copiedRows, startPsql } from '../support/psql';
 import { kevCopyCommand, writeKevCopyRows } from './catalog';
-import { childArguments } from './child-result';
+import { childArguments, cpuMsSince } from './child-result';
 
 /**
- * The COPY-with-parsing side of one kev-import run, in its own process so that its peak RSS is its
- * own. It reads the catalog file before the clock starts, then times parseCatalog() on the JSON
+ * Measures the COPY-with-parsing side of one kev-import run in its own process, so that its peak
+ * RSS is its own. It reads the catalog file before the clock starts, then times parseCatalog() on the JSON
  * text in memory, building the CSV rows with their content hashes and streaming them into
  * `\copy … FROM pstdin` of a psql process, until psql exits. It loads no Nest module.
  */
@@ -17,6 +17,7 @@ async function main(): Promise<void> {
   const content = await readFile(catalogPath, 'utf8');
   const rssAtStartKb = Math.round(process.memoryUsage().rss / 1024);
   const startedAt = performance.now();
+  const startCpu = process.cpuUsage();
   const catalog = parseCatalog(content);
   const parseMs = performance.now() - startedAt;
 
@@ -38,8 +39,10 @@ async function main(): Promise<void> {
 
   sendResultAndExit({
     wallMs: performance.now() - startedAt,
+    cpuMs: cpuMsSince(startCpu),
     rssAtStartKb,
     maxRssKb: process.resourceUsage().maxRSS,
+    psqlCpuMs: outcome.result.cpuMs,
     psqlMaxRssKb: outcome.result.maxRssKb,
     rowsWritten: copiedRows(outcome.result.stdout),
     parseMs,

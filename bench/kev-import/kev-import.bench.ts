@@ -20,10 +20,11 @@ const COPIES = 100;
 const ROUNDS = 3;
 /** Maximum ratio of the import's median wall time to the COPY baseline's. */
 const MAX_RATIO = 3;
-/** Limit of one measured run; the server cancels a COPY after it, and a child gets SIGKILL. */
+/** Limit of one measured run. The server cancels a COPY after it, and a child gets SIGKILL. */
 const RUN_TIMEOUT_MS = 5 * 60_000;
 
 /**
+ * Sides of the comparison, each measured on its own fresh database:
  * - import: KevImportService.importContent() in the whole service, from the JSON text in memory to
  *   the commit.
  * - copy: psql `\copy … FROM '<file>'` of a ready CSV file with the rows the import writes.
@@ -33,21 +34,29 @@ const RUN_TIMEOUT_MS = 5 * 60_000;
 const SIDES = ['import', 'copy', 'copy-parse'] as const;
 type Side = (typeof SIDES)[number];
 
-/** Import time between the progress lines of KevImportService, in ms. */
-interface ImportPhases {
-  /** Start to "Parsed …": JSON.parse and validation. */
-  parseMs: number;
-  /** "Parsed …" to the last "Staged …": temp table, content hashes and batched INSERT … unnest. */
-  stageMs: number;
-  /** Last "Staged …" to "Added …": withdrawal check, INSERT, UPDATE and withdrawal into kev_entries. */
-  applyMs: number;
-  /** "Added …" to "Matched …": matching systems to the new entries. */
-  matchMs: number;
-  /** "Matched …" to the return: import record, audit event and COMMIT. */
-  recordAndCommitMs: number;
+/** Wall time and CPU time of the child process in one step of the import, in ms. */
+interface PhaseTime {
+  wallMs: number;
+  nodeCpuMs: number;
 }
 
-/** What a measured database holds after a run. */
+/** The import's time split at the progress lines of KevImportService. */
+interface ImportPhases {
+  /** Start to "Parsed …": JSON.parse and validation. */
+  parse: PhaseTime;
+  /** "Parsed …" to the last "Staged …": temp table, content hashes and batched INSERT … unnest. */
+  stage: PhaseTime;
+  /** Last "Staged …" to "Added …": withdrawal check, INSERT, UPDATE and withdrawal in kev_entries. */
+  apply: PhaseTime;
+  /** "Added …" to "Matched …": matching systems to the new entries. */
+  match: PhaseTime;
+  /** "Matched …" to the return: import record, audit event and COMMIT. */
+  recordAndCommit: PhaseTime;
+}
+
+const PHASES = ['parse', 'stage', 'apply', 'match', 'recordAndCommit'] as const;
+
+/** Contents of a measured database after a run. */
 interface TableState {
   kevEntries: number;
   activeEntries: number;
@@ -62,6 +71,10 @@ interface RunMeasurement {
   round: number;
   side: Side;
   wallMs: number;
+  /** CPU time of the Node.js child process over the timed part (import and copy-parse), in ms. */
+  nodeCpuMs?: number;
+  /** CPU time of psql (copy and copy-parse), in ms. */
+  psqlCpuMs?: number;
   /** Peak RSS of the Node.js child process (import and copy-parse), in KiB. */
   nodeMaxRssKb?: number;
   /** RSS of the Node.js child when its clock started, in KiB. */
@@ -69,6 +82,7 @@ interface RunMeasurement {
   /** Peak RSS of psql (copy and copy-parse), in KiB. */
   psqlMaxRssKb?: number;
   rowsWritten: number;
+  /** Time in parseCatalog() (copy-parse only), in ms. */
   parseMs?: number;
   phases?: ImportPhases;
   table: TableState;
@@ -150,6 +164,7 @@ async function measureSide(
         round: roundNumber,
         side,
         wallMs: result.wallMs,
+        psqlCpuMs: result.cpuMs,
         psqlMaxRssKb: result.maxRssKb,
         rowsWritten: copiedRows(result.stdout),
       };
@@ -163,12 +178,14 @@ async function measureSide(
         round: roundNumber,
         side,
         wallMs: result.wallMs,
+        nodeCpuMs: result.cpuMs,
+        psqlCpuMs: result.psqlCpuMs,
         nodeMaxRssKb: result.maxRssKb,
         nodeRssAtStartKb: result.rssAtStartKb,
         psqlMaxRssKb: result.psqlMaxRssKb,
         rowsWritten: result.rowsWritten,
         parseMs: result.parseMs,
-        phases: result.progress && importPhases(result.progress, result.wallMs),
+        phases: result.progress && importPhases(result.progress, result.wallMs, result.cpuMs),
       };
     }
 
@@ -185,33 +202,33 @@ async function measureSide(
   }
 }
 
-/** Splits the import's wall time at its progress lines; undefined when a line is missing. */
-function importPhases(progress: ProgressMark[], wallMs: number): ImportPhases | undefined {
-  const lastMark = (prefix: string): number | undefined =>
-    progress.filter((mark) => mark.message.startsWith(prefix)).at(-1)?.ms;
-  const parsed = lastMark('Parsed ');
-  const staged = lastMark('Staged ');
-  const applied = lastMark('Added ');
-  const matched = lastMark('Matched ');
-  if (
-    parsed === undefined ||
-    staged === undefined ||
-    applied === undefined ||
-    matched === undefined
-  ) {
-    return undefined;
-  }
+/** Splits the import's times at its progress lines, or returns undefined when a line is missing. */
+function importPhases(
+  progress: ProgressMark[],
+  wallMs: number,
+  cpuMs: number,
+): ImportPhases | undefined {
+  const lastMark = (prefix: string): ProgressMark | undefined =>
+    progress.filter((mark) => mark.message.startsWith(prefix)).at(-1);
+  const start: ProgressMark = { message: '', ms: 0, cpuMs: 0 };
+  const end: ProgressMark = { message: '', ms: wallMs, cpuMs };
+  const marks = [start, ...['Parsed ', 'Staged ', 'Added ', 'Matched '].map(lastMark), end];
+  if (marks.some((mark) => mark === undefined)) return undefined;
+  const between = (index: number): PhaseTime => ({
+    wallMs: marks[index + 1]!.ms - marks[index]!.ms,
+    nodeCpuMs: marks[index + 1]!.cpuMs - marks[index]!.cpuMs,
+  });
   return {
-    parseMs: parsed,
-    stageMs: staged - parsed,
-    applyMs: applied - staged,
-    matchMs: matched - applied,
-    recordAndCommitMs: wallMs - matched,
+    parse: between(0),
+    stage: between(1),
+    apply: between(2),
+    match: between(3),
+    recordAndCommit: between(4),
   };
 }
 
 async function inspectTables(databaseUrl: string): Promise<TableState> {
-  // Every column the import writes except first_seen_at and updated_at, which hold the run's time.
+  // Every column the import writes except first_seen_at and updated_at, which contain the time of the run.
   const contentColumns = [
     ...KEV_COPY_COLUMNS.filter((column) => !column.endsWith('_at')),
     'vendor_key',
@@ -237,7 +254,7 @@ async function inspectTables(databaseUrl: string): Promise<TableState> {
   }
 }
 
-/** Fails unless every run left the same kev_entries content, timestamps aside. */
+/** Throws unless every run left the same kev_entries content, timestamps aside. */
 function checkSameContent(measurements: RunMeasurement[]): void {
   const checksums = new Set(measurements.map((m) => m.table.contentChecksum));
   if (checksums.size !== 1) {
@@ -251,14 +268,16 @@ function summarize(measurements: RunMeasurement[], prepared: PreparedFiles): Ben
     round: m.round,
     side: m.side,
     'wall s': seconds(m.wallMs),
+    'node CPU s': seconds(m.nodeCpuMs),
+    'psql CPU s': seconds(m.psqlCpuMs),
     'node peak RSS MiB': m.nodeMaxRssKb === undefined ? '' : mebibytes(m.nodeMaxRssKb * 1024),
     'psql peak RSS MiB': m.psqlMaxRssKb === undefined ? '' : mebibytes(m.psqlMaxRssKb * 1024),
     'kev_entries rows': m.table.kevEntries,
-    'parse s': seconds(m.phases?.parseMs ?? m.parseMs),
-    'stage s': seconds(m.phases?.stageMs),
-    'apply s': seconds(m.phases?.applyMs),
-    'match s': seconds(m.phases?.matchMs),
-    'record+commit s': seconds(m.phases?.recordAndCommitMs),
+    'parse s': seconds(m.phases?.parse.wallMs ?? m.parseMs),
+    'stage s': seconds(m.phases?.stage.wallMs),
+    'apply s': seconds(m.phases?.apply.wallMs),
+    'match s': seconds(m.phases?.match.wallMs),
+    'record+commit s': seconds(m.phases?.recordAndCommit.wallMs),
   }));
 
   const of = (side: Side): RunMeasurement[] => measurements.filter((m) => m.side === side);
@@ -278,6 +297,12 @@ function summarize(measurements: RunMeasurement[], prepared: PreparedFiles): Ben
       copyWithParseMedianSeconds: round(copyParseSeconds, 2),
       importToCopyRatio: ratio,
       importToCopyWithParseRatio: round(importSeconds / copyParseSeconds, 2),
+      importNodeCpuMedianSeconds: round(medianOf('import', (m) => m.nodeCpuMs) / 1000, 2),
+      copyPsqlCpuMedianSeconds: round(medianOf('copy', (m) => m.psqlCpuMs) / 1000, 2),
+      copyWithParseNodeCpuMedianSeconds: round(
+        medianOf('copy-parse', (m) => m.nodeCpuMs) / 1000,
+        2,
+      ),
       importMedianPeakRssMiB: mib(medianOf('import', (m) => m.nodeMaxRssKb)),
       importMedianRssAtStartMiB: mib(medianOf('import', (m) => m.nodeRssAtStartKb)),
       copyPsqlMedianPeakRssMiB: mib(medianOf('copy', (m) => m.psqlMaxRssKb)),
@@ -293,13 +318,15 @@ function summarize(measurements: RunMeasurement[], prepared: PreparedFiles): Ben
       rounds: ROUNDS,
       order: `${SIDES.join(', ')} in each round, each on its own fresh migrated database`,
       copyCommand: kevCopyCommand("'<file>'"),
-      importPhaseMediansSeconds: {
-        parse: seconds(medianOf('import', (m) => m.phases?.parseMs)),
-        stage: seconds(medianOf('import', (m) => m.phases?.stageMs)),
-        apply: seconds(medianOf('import', (m) => m.phases?.applyMs)),
-        match: seconds(medianOf('import', (m) => m.phases?.matchMs)),
-        recordAndCommit: seconds(medianOf('import', (m) => m.phases?.recordAndCommitMs)),
-      },
+      importPhaseMedians: Object.fromEntries(
+        PHASES.map((phase) => [
+          phase,
+          {
+            wallSeconds: seconds(medianOf('import', (m) => m.phases?.[phase].wallMs)),
+            nodeCpuSeconds: seconds(medianOf('import', (m) => m.phases?.[phase].nodeCpuMs)),
+          },
+        ]),
+      ),
       tablesAfterEachRun: measurements.map((m) => ({ round: m.round, side: m.side, ...m.table })),
     },
   };

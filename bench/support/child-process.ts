@@ -17,7 +17,7 @@ export function runChild<T>(modulePath: string, args: string[], timeoutMs: numbe
     let message: { value: T } | undefined;
     let stderr = '';
     child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
-      // Keeps the tail only, which holds the error of a failed child.
+      // Keeps only the tail, which contains the error of a failed child.
       stderr = (stderr + chunk).slice(-8000);
     });
     child.once('message', (value) => {
@@ -34,12 +34,12 @@ export function runChild<T>(modulePath: string, args: string[], timeoutMs: numbe
         resolve(message.value);
         return;
       }
-      const how = signal === null ? `with code ${code}` : `on signal ${signal}`;
+      const exit = signal === null ? `with code ${code}` : `on signal ${signal}`;
       const timeout = timedOut ? ` after timing out at ${timeoutMs / 1000} s` : '';
       const noMessage = message === undefined ? ', without sending a result' : '';
       reject(
         new Error(
-          `Child ${modulePath} ${args[0] ?? ''} exited ${how}${timeout}${noMessage}\n${stderr}`,
+          `Child ${modulePath} ${args[0] ?? ''} exited ${exit}${timeout}${noMessage}\n${stderr}`,
         ),
       );
     });

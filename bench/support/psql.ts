@@ -5,13 +5,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 
-/** GNU time, which writes the peak RSS of the command it runs (format `%M`, in KiB) to a file. */
+/**
+ * GNU time, which writes the user and system CPU seconds (`%U %S`) and the peak RSS in KiB (`%M`)
+ * of the command it runs to a file.
+ */
 const GNU_TIME = '/usr/bin/time';
 
 /** Figures of one finished psql process. */
 export interface PsqlResult {
   /** From the spawn to the exit of psql, so it includes starting psql and connecting. */
   wallMs: number;
+  /** CPU time (user and system) of the psql process, in ms, at GNU time's 10 ms resolution. */
+  cpuMs: number;
   /** Peak resident set size of the psql process, in KiB. */
   maxRssKb: number;
   stdout: string;
@@ -26,12 +31,12 @@ export interface PsqlRun {
 
 /**
  * Starts `psql -c <command>` on `databaseUrl` under GNU time, with ON_ERROR_STOP and no psqlrc.
- * The server cancels the statement after `timeoutMs` (statement_timeout), and the process gets
+ * The server cancels the statement after `timeoutMs` (statement_timeout), and GNU time gets
  * SIGKILL 10 s later if it is still running. `finished` rejects when psql exits with an error.
  */
 export function startPsql(databaseUrl: string, command: string, timeoutMs: number): PsqlRun {
   const timeFile = join(tmpdir(), `gov-bench-psql-${randomBytes(6).toString('hex')}.time`);
-  const args = ['-f', '%M', '-o', timeFile, 'psql', '-X', '-v', 'ON_ERROR_STOP=1'];
+  const args = ['-f', '%U %S %M', '-o', timeFile, 'psql', '-X', '-v', 'ON_ERROR_STOP=1'];
   args.push('-d', databaseUrl, '-c', command);
   const startedAt = performance.now();
   const child = spawn(GNU_TIME, args, {
@@ -56,20 +61,22 @@ export function startPsql(databaseUrl: string, command: string, timeoutMs: numbe
       try {
         timeOutput = readFileSync(timeFile, 'utf8');
       } catch {
-        // GNU time writes no file when it is killed; the error below reports the exit instead.
+        // A killed GNU time leaves no figures, and the error below reports the exit instead.
       }
       rmSync(timeFile, { force: true });
       if (code !== 0) {
-        const how = signal === null ? `with code ${code}` : `on signal ${signal}`;
-        reject(new Error(`psql -c "${command}" exited ${how}: ${stderr.trim()}`));
+        const exit = signal === null ? `with code ${code}` : `on signal ${signal}`;
+        reject(new Error(`psql -c "${command}" exited ${exit}: ${stderr.trim()}`));
         return;
       }
-      const maxRssKb = Number(timeOutput.trim().split('\n').pop());
-      if (!Number.isFinite(maxRssKb) || maxRssKb <= 0) {
-        reject(new Error(`${GNU_TIME} wrote no peak RSS for psql (file content: "${timeOutput}")`));
+      const figures = (timeOutput.trim().split('\n').pop() ?? '').split(' ').map(Number);
+      const [userSeconds, systemSeconds, maxRssKb] = figures;
+      if (figures.length !== 3 || figures.some((figure) => !Number.isFinite(figure))) {
+        reject(new Error(`${GNU_TIME} wrote no figures for psql (file content: "${timeOutput}")`));
         return;
       }
-      resolve({ wallMs, maxRssKb, stdout });
+      const cpuMs = (userSeconds + systemSeconds) * 1000;
+      resolve({ wallMs, cpuMs, maxRssKb, stdout });
     });
   });
   return { stdin: child.stdin, finished };

@@ -51,14 +51,17 @@ export async function createServiceApp(databaseUrl: string): Promise<ServiceApp>
 
 /** Starts the service from createServiceApp() listening on a free port of 127.0.0.1. */
 export async function startService(databaseUrl: string): Promise<RunningServer> {
-  const { app, close } = await createServiceApp(databaseUrl);
+  const service = await createServiceApp(databaseUrl);
   try {
-    await app.listen({ port: 0, host: '127.0.0.1' });
+    await service.app.listen({ port: 0, host: '127.0.0.1' });
   } catch (error) {
-    await close();
+    await service.close();
     throw error;
   }
-  return { url: baseUrl(app.getHttpServer().address()), close };
+  return {
+    url: baseUrl(service.app.getHttpServer().address()),
+    close: () => service.close(),
+  };
 }
 
 function randomKey(): string {

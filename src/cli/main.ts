@@ -13,6 +13,7 @@ import { runWithContext } from '../common/request-context';
 import { loadSettings } from '../config/settings';
 import { runMigrations } from '../database/data-source';
 import { DemoSeeder } from '../demo/demo-seeder';
+import { UsersService } from '../identity/users.service';
 import { KevImportService } from '../vulnerabilities/kev-import.service';
 
 const USAGE = `Usage: npm run cli -- <command> [options]
@@ -21,9 +22,11 @@ Commands:
   migrate              Apply pending database migrations
   seed                 Seed the demo organisation and bundled KEV catalog into an empty database
   kev-import <source>  Import a KEV catalog from a file path or an http(s) URL (JSON or CSV form)
+  create-admin         Create a platform admin (e-mail and name as options, password on stdin)
 
 Options:
   --allow-mass-withdrawal  (kev-import) accept a catalog that withdraws over 20% of active entries
+  --email, --name          (create-admin) the new admin's e-mail address and display name
   -h, --help               Show help for a command
 
 The database is DATABASE_URL, or the embedded PostgreSQL under DATA_DIR when it is unset.`;
@@ -37,7 +40,18 @@ bundled KEV snapshot, only when the database holds no provider and no KEV entry.
   'kev-import': `Usage: npm run kev:import -- <file-or-url> [--allow-mass-withdrawal]
 Imports the CISA KEV catalog in its JSON or CSV form. The same catalog again changes nothing; a
 newer one adds, updates and withdraws entries. A malformed file leaves the stored catalog as it was.`,
+  'create-admin': `Usage: echo "$PASSWORD" | npm run cli -- create-admin --email a@example.com --name "A Admin"
+Creates a user with the platform-admin role. The password (at least 12 characters) is read from
+standard input so it never appears in the process list or shell history.`,
 };
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
+}
 
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -46,6 +60,8 @@ async function main(argv: string[]): Promise<number> {
     options: {
       help: { type: 'boolean', short: 'h' },
       'allow-mass-withdrawal': { type: 'boolean' },
+      email: { type: 'string' },
+      name: { type: 'string' },
     },
   });
   const [command, ...rest] = positionals;
@@ -98,6 +114,23 @@ async function main(argv: string[]): Promise<number> {
       channel: 'cli' as const,
     };
     return await runWithContext(cliContext, async () => {
+      if (command === 'create-admin') {
+        if (!values.email || !values.name) {
+          process.stderr.write(`create-admin needs --email and --name\n${HELP['create-admin']}\n`);
+          return 2;
+        }
+        const password = await readStdin();
+        if (password.length < 12) {
+          process.stderr.write('The password on standard input must have at least 12 characters\n');
+          return 2;
+        }
+        const admin = await context
+          .get(UsersService)
+          .create({ email: values.email, name: values.name, password, roles: ['platform-admin'] });
+        progress(`Created platform admin ${admin.email} (${admin.id})`);
+        return 0;
+      }
+
       if (command === 'seed') {
         progress('Seeding the demo organisation…');
         const result = await context.get(DemoSeeder).seed();

@@ -34,7 +34,7 @@ export class MatchingService {
   /** Adds findings for every new match, optionally only for one system; returns how many. */
   async matchNew(manager: EntityManager, systemId?: string): Promise<number> {
     const now = this.clock.now();
-    const rows = await manager.query<{ id: string; system_id: string; cve_id: string }[]>(
+    const rows = await manager.query<Record<string, unknown>[]>(
       `INSERT INTO vulnerability_findings
          (system_id, source, cve_id, matched_by, match_state, first_seen_at, created_at, updated_at)
        SELECT DISTINCT ON (c.system_id, c.cve_id) c.system_id, 'kev', c.cve_id, c.matched_by, 'pending', $1, $1, $1
@@ -42,22 +42,17 @@ export class MatchingService {
         WHERE ($2::uuid IS NULL OR c.system_id = $2::uuid)
         ORDER BY c.system_id, c.cve_id, c.matched_by DESC
        ON CONFLICT (system_id, cve_id) DO NOTHING
-       RETURNING id, system_id, cve_id`,
+       RETURNING *`,
       [now, systemId ?? null],
     );
-    if (rows.length > 0) {
+    // One event per finding with its stored state, so the finding's history starts at its match.
+    for (const row of rows) {
       await this.audit.record(manager, {
-        action: 'findings.matched',
-        entityType: systemId ? 'system' : 'kev_catalog',
-        entityId: systemId ?? 'all-systems',
+        action: 'finding.matched',
+        entityType: 'finding',
+        entityId: String(row.id),
         before: null,
-        after: {
-          matched: rows.map((row) => ({
-            findingId: row.id,
-            systemId: row.system_id,
-            cveId: row.cve_id,
-          })),
-        },
+        after: row,
       });
     }
     return rows.length;
