@@ -3,6 +3,7 @@ import autocannon from 'autocannon';
 /** Settings of one closed-loop load run: a fixed number of connections for a fixed time. */
 export interface LoadOptions {
   url: string;
+  headers: Record<string, string>;
   connections: number;
   warmupSeconds: number;
   durationSeconds: number;
@@ -25,8 +26,8 @@ export interface LoadResult {
  * non-2xx response fails the run, because throughput of failing requests is not comparable.
  */
 export async function measureLoad(options: LoadOptions): Promise<LoadResult> {
-  await runAutocannon(options.url, options.connections, options.warmupSeconds);
-  const result = await runAutocannon(options.url, options.connections, options.durationSeconds);
+  await runAutocannon(options, options.warmupSeconds);
+  const result = await runAutocannon(options, options.durationSeconds);
   return {
     requestsPerSecond: result.requests.total / result.duration,
     requests: result.requests.total,
@@ -37,12 +38,13 @@ export async function measureLoad(options: LoadOptions): Promise<LoadResult> {
 }
 
 async function runAutocannon(
-  url: string,
-  connections: number,
+  options: LoadOptions,
   durationSeconds: number,
 ): Promise<autocannon.Result> {
+  const { url, headers, connections } = options;
   const result = await autocannon({
     url,
+    headers,
     connections,
     duration: durationSeconds,
     workers: 1,

@@ -4,6 +4,8 @@ import type { AddressInfo } from 'node:net';
 export interface RunningServer {
   /** Base URL without a trailing slash, e.g. `http://127.0.0.1:41234`. */
   url: string;
+  /** Request headers every call needs, such as the service's Authorization header. */
+  headers: Record<string, string>;
   close(): Promise<void>;
 }
 

@@ -8,6 +8,8 @@ import IORedis from 'ioredis';
 import { buildApp } from '../../src/app';
 import { resolveKeys } from '../../src/config/keys';
 import { loadSettings } from '../../src/config/settings';
+import { AuthService } from '../../src/identity/auth.service';
+import { UsersService } from '../../src/identity/users.service';
 import { baseUrl, RunningServer } from './server';
 
 export const BENCH_REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -60,8 +62,22 @@ export async function startService(databaseUrl: string): Promise<RunningServer> 
   }
   return {
     url: baseUrl(service.app.getHttpServer().address()),
+    headers: { authorization: `Bearer ${await signInAdmin(service.app)}` },
     close: () => service.close(),
   };
+}
+
+/**
+ * Creates a platform admin and signs it in, because every API route needs a session; the
+ * session lookup is part of what each measured request costs.
+ */
+async function signInAdmin(app: NestFastifyApplication): Promise<string> {
+  const email = `bench-${randomBytes(4).toString('hex')}@bench.example`;
+  const password = randomBytes(18).toString('base64url');
+  await app
+    .get(UsersService)
+    .create({ email, name: 'Benchmark admin', password, roles: ['platform-admin'] });
+  return (await app.get(AuthService).signIn(email, password)).accessToken;
 }
 
 function randomKey(): string {

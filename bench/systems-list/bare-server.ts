@@ -94,6 +94,7 @@ export async function startBareServer(databaseUrl: string): Promise<RunningServe
   }
   return {
     url: baseUrl(app.server.address()),
+    headers: {},
     close: async () => {
       closing = true;
       await app.close();

@@ -73,7 +73,7 @@ async function measureServer(
   const server = await start();
   try {
     const url = `${server.url}${PATH}`;
-    const { result: page, statements } = await captureSql(() => fetchPage(url));
+    const { result: page, statements } = await captureSql(() => fetchPage(url, server.headers));
     const expectedSql = systemsPageSql(PAGE_SIZE, 0);
     if (kind === 'service' && !statements.includes(expectedSql)) {
       throw new Error(
@@ -84,6 +84,7 @@ async function measureServer(
     }
     const load = await measureLoad({
       url,
+      headers: server.headers,
       connections: CONNECTIONS,
       warmupSeconds: WARMUP_SECONDS,
       durationSeconds: DURATION_SECONDS,
@@ -94,8 +95,8 @@ async function measureServer(
   }
 }
 
-async function fetchPage(url: string): Promise<unknown> {
-  const response = await fetch(url);
+async function fetchPage(url: string, headers: Record<string, string>): Promise<unknown> {
+  const response = await fetch(url, { headers });
   if (response.status !== 200) {
     throw new Error(`GET ${url} returned ${response.status}: ${await response.text()}`);
   }

@@ -336,15 +336,17 @@ export class KevImportService {
 }
 
 async function stageBatch(manager: EntityManager, entries: KevEntryInput[]): Promise<void> {
+  // Every column is one array argument of a single unnest, so PostgreSQL walks them in step
+  // (indexing a large array per row instead costs more than the rest of the staging).
   await manager.query(
     `INSERT INTO kev_incoming
      SELECT t.cve_id, t.vendor_project, t.product, t.vulnerability_name, t.date_added, t.short_description,
-            t.required_action, t.due_date, t.known_ransomware_use, t.notes, x.cwes, x.content_hash
+            t.required_action, t.due_date, t.known_ransomware_use, t.notes, string_to_array(t.cwes, ','),
+            t.content_hash
        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::date[], $6::text[], $7::text[],
-                          $8::date[], $9::boolean[], $10::text[])
-            WITH ORDINALITY AS t(cve_id, vendor_project, product, vulnerability_name, date_added,
-                                 short_description, required_action, due_date, known_ransomware_use, notes, n)
-       CROSS JOIN LATERAL (SELECT string_to_array(($11::text[])[n], ',') AS cwes, ($12::text[])[n] AS content_hash) x`,
+                   $8::date[], $9::boolean[], $10::text[], $11::text[], $12::text[])
+            AS t(cve_id, vendor_project, product, vulnerability_name, date_added, short_description,
+                 required_action, due_date, known_ransomware_use, notes, cwes, content_hash)`,
     [
       entries.map((entry) => entry.cveId),
       entries.map((entry) => entry.vendorProject),
