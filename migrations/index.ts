@@ -1,10 +1,12 @@
 import { CreatedCatalogAndAudit1764864000000 } from './1764864000000-CreatedCatalogAndAudit';
 import { AddedKnownExploitedVulnerabilities1764864100000 } from './1764864100000-AddedKnownExploitedVulnerabilities';
 import { AddedUsersAndSessions1764864200000 } from './1764864200000-AddedUsersAndSessions';
+import { AddedNotifications1764864300000 } from './1764864300000-AddedNotifications';
 
 /** Every migration in the order it applies; the data source reads this list, not a glob. */
 export const MIGRATIONS = [
   CreatedCatalogAndAudit1764864000000,
   AddedKnownExploitedVulnerabilities1764864100000,
   AddedUsersAndSessions1764864200000,
+  AddedNotifications1764864300000,
 ];

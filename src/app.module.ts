@@ -14,6 +14,7 @@ import { dataSourceOptions } from './database/data-source';
 import { DemoModule } from './demo/demo.module';
 import { HealthModule } from './health/health.module';
 import { IdentityModule } from './identity/identity.module';
+import { NotificationsModule } from './notifications/notifications.module';
 import { SchedulingModule } from './scheduling/scheduling.module';
 import { VulnerabilitiesModule } from './vulnerabilities/vulnerabilities.module';
 
@@ -81,6 +82,7 @@ export class AppModule implements NestModule {
         CatalogModule,
         VulnerabilitiesModule,
         DemoModule,
+        NotificationsModule,
       ],
       providers: [{ provide: APP_FILTER, useClass: ErrorFilter }],
     };

@@ -14,7 +14,7 @@ export function systemsPageSql(limit: number, offset: number): string {
     'SELECT "s"."id" AS "s_id", "s"."provider_id" AS "s_provider_id", "s"."name" AS "s_name", ' +
     '"s"."product" AS "s_product", "s"."product_version" AS "s_product_version", ' +
     '"s"."category" AS "s_category", "s"."criticality" AS "s_criticality", ' +
-    '"s"."owner_email" AS "s_owner_email", "s"."hosts" AS "s_hosts", ' +
+    '"s"."owner_id" AS "s_owner_id", "s"."owner_email" AS "s_owner_email", "s"."hosts" AS "s_hosts", ' +
     '"s"."network_zone" AS "s_network_zone", "s"."deploys_software" AS "s_deploys_software", ' +
     '"s"."lifecycle_status" AS "s_lifecycle_status", "s"."retired_at" AS "s_retired_at", ' +
     '"s"."created_at" AS "s_created_at", "s"."updated_at" AS "s_updated_at", ' +
@@ -32,6 +32,7 @@ interface SystemRow {
   s_product_version: string | null;
   s_category: string;
   s_criticality: string;
+  s_owner_id: string | null;
   s_owner_email: string | null;
   s_hosts: unknown;
   s_network_zone: string | null;
@@ -125,6 +126,7 @@ function toSystem(row: SystemRow): Record<string, unknown> {
     productVersion: row.s_product_version,
     category: row.s_category,
     criticality: row.s_criticality,
+    ownerId: row.s_owner_id,
     ownerEmail: row.s_owner_email,
     hosts: row.s_hosts,
     networkZone: row.s_network_zone,

@@ -35,6 +35,17 @@ export interface Settings {
   sessionTtlHours: number;
   /** First platform admin, created at start-up when the database has no user. */
   bootstrapAdmin: { email: string; password: string } | undefined;
+  /** SMTP server for e-mail notifications; unset turns the e-mail channel off. */
+  smtpUrl: string | undefined;
+  mailFrom: string;
+  /** Attempts per e-mail or webhook delivery before it goes to the dead letter list. */
+  notifyMaxAttempts: number;
+  /** Wait before the second attempt, in milliseconds; it doubles for each further attempt. */
+  notifyRetryBaseMs: number;
+  /** Cron pattern (UTC) of the daily digest of KEV findings nearing or past their due date. */
+  kevDigestCron: string;
+  /** Findings due within this many days go into the digest. */
+  kevDigestLeadDays: number;
   keys: KeySettings;
 }
 
@@ -101,6 +112,22 @@ export function loadSettings(env: Env = process.env): Settings {
     accessTokenTtlMinutes: reader.integer('ACCESS_TOKEN_TTL_MINUTES', 15, 1, 1440),
     sessionTtlHours: reader.integer('SESSION_TTL_HOURS', 12, 1, 24 * 30),
     bootstrapAdmin: reader.bootstrapAdmin(),
+    smtpUrl: reader.url('SMTP_URL', ['smtp:', 'smtps:']),
+    mailFrom: reader.pattern(
+      'MAIL_FROM',
+      'governance@localhost',
+      /^[^@\s]+@[^@\s]+$/,
+      'an e-mail address',
+    ),
+    notifyMaxAttempts: reader.integer('NOTIFY_MAX_ATTEMPTS', 5, 1, 50),
+    notifyRetryBaseMs: reader.integer('NOTIFY_RETRY_BASE_MS', 30_000, 10, 86_400_000),
+    kevDigestCron: reader.pattern(
+      'KEV_DIGEST_CRON',
+      '0 7 * * *',
+      /^(\S+\s+){4,5}\S+$/,
+      'a cron pattern of five fields (six with seconds) such as "0 7 * * *"',
+    ),
+    kevDigestLeadDays: reader.integer('KEV_DIGEST_LEAD_DAYS', 7, 0, 365),
     keys: {
       fingerprintKey: reader.base64Key('FINGERPRINT_KEY'),
       secretsKey: reader.base64Key('SECRETS_KEY'),

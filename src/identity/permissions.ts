@@ -26,6 +26,7 @@ export const PERMISSIONS = {
   'audit.read': ['platform-admin', 'security-approver', 'auditor'],
   'users.read': ['platform-admin', 'auditor', 'manager', 'security-approver'],
   'users.write': ['platform-admin'],
+  'notifications.admin': ['platform-admin'],
   self: EVERYONE,
 } as const satisfies Record<string, readonly Role[]>;
 

@@ -14,7 +14,8 @@ import { SETTINGS } from '../config/runtime';
 import { runWithContext } from '../common/request-context';
 import { createRedis, describeRedis } from './redis';
 
-export type JobHandler = (job: Job) => Promise<unknown>;
+/** Handles one job; `token` is the worker's lock token, needed to move the job back to delayed. */
+export type JobHandler = (job: Job, token: string | undefined) => Promise<unknown>;
 
 interface RecurringJob {
   queue: string;
@@ -128,7 +129,7 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
     });
     const worker = new Worker(
       queueName,
-      async (job) => {
+      async (job, token) => {
         const handler = handlers.get(job.name);
         if (!handler) throw new Error(`No handler for job "${job.name}" on queue "${queueName}"`);
         return runWithContext(
@@ -138,7 +139,7 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
             actor: 'system',
             channel: 'job',
           },
-          () => handler(job),
+          () => handler(job, token),
         );
       },
       {

@@ -250,6 +250,18 @@ export class FindingsService {
     });
   }
 
+  /** Open or overdue findings on the owner's active systems, due at or before `horizon`. */
+  async dueForOwner(ownerId: string, horizon: Date): Promise<FindingView[]> {
+    const rows = await this.dataSource.query<FindingView[]>(
+      `SELECT v.* FROM (${FINDINGS_VIEW}) v JOIN systems s ON s.id = v."systemId"
+        WHERE s.owner_id = $7 AND s.lifecycle_status <> 'retired'
+          AND v.status IN ('open', 'overdue') AND v."dueAt" <= $8
+        ORDER BY v."dueAt", v."vulnerabilityId"`,
+      [...this.viewParameters(), ownerId, horizon],
+    );
+    return rows.map(toView);
+  }
+
   private viewParameters(): unknown[] {
     const sla = this.settings.patchSlaDays;
     return [
