@@ -288,6 +288,52 @@ describe('notifications', () => {
     expect([202, 409]).toContain(again.statusCode);
   });
 
+  it('routes an event type only to the channels the organisation chose', async () => {
+    const route = await t.request({
+      method: 'PUT',
+      url: '/api/notifications/routes/kev.findings_due',
+      payload: { channels: ['in-app'] },
+    });
+    expect(route.statusCode).toBe(200);
+    const unknown = await t.request({
+      method: 'PUT',
+      url: '/api/notifications/routes/nothing.here',
+      payload: { channels: ['in-app'] },
+    });
+    expect(unknown.statusCode).toBe(400);
+
+    const owner = await t.request({
+      method: 'POST',
+      url: '/api/users',
+      payload: {
+        email: 'routed-owner@test.example',
+        name: 'Routed owner',
+        roles: ['system-owner'],
+      },
+    });
+    await ownedSystemWithFindings(t, owner.json().id, 'Routed desk');
+    await t.app.get(KevDueDigest).sendDigests();
+
+    const deliveries = await superuserQuery(
+      t.databaseUrl,
+      `SELECT 1 FROM deliveries WHERE recipient = $1`,
+      [owner.json().id],
+    );
+    expect(deliveries).toHaveLength(0);
+    const inApp = await superuserQuery(
+      t.databaseUrl,
+      `SELECT 1 FROM notifications WHERE user_id = $1`,
+      [owner.json().id],
+    );
+    expect(inApp).toHaveLength(1);
+
+    await t.request({
+      method: 'PUT',
+      url: '/api/notifications/routes/kev.findings_due',
+      payload: { channels: ['in-app', 'email', 'webhook'] },
+    });
+  });
+
   it('sends nothing to a deactivated user', async () => {
     const user = await t.request({
       method: 'POST',
