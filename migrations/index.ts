@@ -2,6 +2,7 @@ import { CreatedCatalogAndAudit1764864000000 } from './1764864000000-CreatedCata
 import { AddedKnownExploitedVulnerabilities1764864100000 } from './1764864100000-AddedKnownExploitedVulnerabilities';
 import { AddedUsersAndSessions1764864200000 } from './1764864200000-AddedUsersAndSessions';
 import { AddedNotifications1764864300000 } from './1764864300000-AddedNotifications';
+import { AddedMfaAndApiTokens1764864400000 } from './1764864400000-AddedMfaAndApiTokens';
 
 /** Every migration in the order it applies; the data source reads this list, not a glob. */
 export const MIGRATIONS = [
@@ -9,4 +10,5 @@ export const MIGRATIONS = [
   AddedKnownExploitedVulnerabilities1764864100000,
   AddedUsersAndSessions1764864200000,
   AddedNotifications1764864300000,
+  AddedMfaAndApiTokens1764864400000,
 ];

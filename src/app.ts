@@ -3,13 +3,17 @@ import type { IncomingMessage } from 'node:http';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import helmet from '@fastify/helmet';
+import rateLimit from '@fastify/rate-limit';
 import { Logger } from 'nestjs-pino';
 
 import { AppModule } from './app.module';
 import { Clock, SystemClock } from './common/clock';
+import { DomainError } from './common/errors';
 import { assignRequestId } from './common/request-id';
 import { createValidationPipe } from './common/validation';
 import { Runtime } from './config/runtime';
+import { createRedis } from './scheduling/redis';
 
 /** Builds the application (not yet listening); tests call this with their own runtime and clock. */
 export async function buildApp(
@@ -43,6 +47,7 @@ export async function buildApp(
       (_request, body, done) => done(null, body),
     );
   app.useGlobalPipes(createValidationPipe());
+  await registerHardening(app, runtime);
   app.setGlobalPrefix('api', { exclude: ['health/live', 'health/ready'] });
 
   const document = SwaggerModule.createDocument(
@@ -59,4 +64,48 @@ export async function buildApp(
   SwaggerModule.setup('docs', app, document, { useGlobalPrefix: false });
 
   return app;
+}
+
+/**
+ * Security headers, CORS and the sign-in rate limit. The limit counts in Redis, so it holds across
+ * instances; while Redis is unreachable it is skipped rather than blocking sign-in.
+ */
+async function registerHardening(app: NestFastifyApplication, runtime: Runtime): Promise<void> {
+  const { settings } = runtime;
+  await app.register(helmet, {
+    contentSecurityPolicy: {
+      directives: {
+        defaultSrc: ["'self'"],
+        // The OpenAPI page at /docs uses inline scripts and styles.
+        scriptSrc: ["'self'", "'unsafe-inline'"],
+        styleSrc: ["'self'", "'unsafe-inline'"],
+        imgSrc: ["'self'", 'data:'],
+      },
+    },
+  });
+  app.enableCors({ origin: settings.corsOrigins.length > 0 ? settings.corsOrigins : false });
+
+  const redis = createRedis(settings.redisUrl, { failFast: true, name: 'gov-rate-limit' });
+  redis.on('error', () => undefined);
+  await app.register(rateLimit, {
+    global: false,
+    max: settings.authRateLimitPerMinute,
+    timeWindow: 60_000,
+    redis,
+    nameSpace: `${settings.queuePrefix}-rate-limit-`,
+    skipOnError: true,
+    errorResponseBuilder: (_request, context) =>
+      new DomainError(
+        429,
+        'REQUEST.RATE_LIMITED',
+        `Too many sign-in or token requests from this address; retry in ${Math.ceil(context.ttl / 1000)} s`,
+        { retryAfterSeconds: Math.ceil(context.ttl / 1000) },
+      ),
+  });
+  app
+    .getHttpAdapter()
+    .getInstance()
+    .addHook('onClose', async () => {
+      redis.disconnect();
+    });
 }

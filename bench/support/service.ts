@@ -36,6 +36,7 @@ export async function createServiceApp(databaseUrl: string): Promise<ServiceApp>
     PROCESS_ROLE: 'api',
     LOG_LEVEL: 'silent',
     SEED_DEMO: 'false',
+    MFA_REQUIRED_ROLES: '',
     FINGERPRINT_KEY: randomKey(),
     SECRETS_KEY: randomKey(),
     EVIDENCE_SIGNING_KEY: randomKey(),

@@ -12,7 +12,8 @@ export interface RequestContext {
   requestId: string;
   clientAddress: string | undefined;
   actor: string;
-  channel: 'api' | 'session' | 'job' | 'cli' | 'system';
+  /** api, session, job, cli, system, or api-token:<token id> for a personal API token. */
+  channel: string;
   user?: CurrentUser;
   sessionId?: string;
 }

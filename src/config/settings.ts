@@ -46,6 +46,12 @@ export interface Settings {
   kevDigestCron: string;
   /** Findings due within this many days go into the digest. */
   kevDigestLeadDays: number;
+  /** Roles whose holders must sign in with a second factor. */
+  mfaRequiredRoles: string[];
+  /** Origins allowed to call the API from a browser; empty allows none. */
+  corsOrigins: string[];
+  /** Sign-in and token requests per minute from one client address, across all instances. */
+  authRateLimitPerMinute: number;
   keys: KeySettings;
 }
 
@@ -112,6 +118,13 @@ export function loadSettings(env: Env = process.env): Settings {
     accessTokenTtlMinutes: reader.integer('ACCESS_TOKEN_TTL_MINUTES', 15, 1, 1440),
     sessionTtlHours: reader.integer('SESSION_TTL_HOURS', 12, 1, 24 * 30),
     bootstrapAdmin: reader.bootstrapAdmin(),
+    mfaRequiredRoles: reader.list(
+      'MFA_REQUIRED_ROLES',
+      ['platform-admin', 'security-approver', 'system-owner'],
+      ['platform-admin', 'security-approver', 'system-owner', 'manager', 'requester', 'auditor'],
+    ),
+    corsOrigins: reader.origins('CORS_ORIGINS'),
+    authRateLimitPerMinute: reader.integer('AUTH_RATE_LIMIT_PER_MINUTE', 20, 1, 100_000),
     smtpUrl: reader.url('SMTP_URL', ['smtp:', 'smtps:']),
     mailFrom: reader.pattern(
       'MAIL_FROM',
@@ -243,6 +256,41 @@ class EnvReader {
       return undefined;
     }
     return { email, password };
+  }
+
+  /** Reads a comma-separated list whose items must come from `allowed`; an empty value is an empty list. */
+  list(name: string, fallback: string[], allowed: string[]): string[] {
+    const value = this.env[name];
+    if (value === undefined) return fallback;
+    const items = value
+      .split(',')
+      .map((item) => item.trim())
+      .filter((item) => item !== '');
+    const unknown = items.filter((item) => !allowed.includes(item));
+    if (unknown.length > 0) {
+      this.problems.push(
+        `${name} may list only ${allowed.join(', ')} (got "${unknown.join(', ')}")`,
+      );
+      return fallback;
+    }
+    return items;
+  }
+
+  /** Reads comma-separated browser origins such as https://governance.example.com. */
+  origins(name: string): string[] {
+    const origins = (this.env[name] ?? '')
+      .split(',')
+      .map((item) => item.trim())
+      .filter((item) => item !== '');
+    for (const origin of origins) {
+      if (!/^https?:\/\/[^/\s]+$/.test(origin)) {
+        this.problems.push(
+          `${name} must list origins such as https://governance.example.com (got "${origin}")`,
+        );
+        return [];
+      }
+    }
+    return origins;
   }
 
   /** Reads a 32-byte key in base64 and never echoes it. */

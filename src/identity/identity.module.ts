@@ -9,7 +9,9 @@ import { schemaIsCurrent } from '../database/data-source';
 import type { Settings } from '../config/settings';
 import { AccessGuard } from './access.guard';
 import { AuthController } from './auth.controller';
+import { ApiTokensService } from './api-tokens.service';
 import { AuthService } from './auth.service';
+import { MfaService } from './mfa.service';
 import { UsersController } from './users.controller';
 import { UsersService } from './users.service';
 
@@ -68,9 +70,11 @@ export class AdminBootstrap implements OnApplicationBootstrap {
   providers: [
     AuthService,
     UsersService,
+    MfaService,
+    ApiTokensService,
     AdminBootstrap,
     { provide: APP_GUARD, useClass: AccessGuard },
   ],
-  exports: [AuthService, UsersService],
+  exports: [AuthService, UsersService, MfaService],
 })
 export class IdentityModule {}

@@ -28,9 +28,25 @@ export const PERMISSIONS = {
   'users.write': ['platform-admin'],
   'notifications.admin': ['platform-admin'],
   self: EVERYONE,
+  /** Reachable before a required second factor is enrolled: who am I, enrolment, sign-out. */
+  'self.mfa': EVERYONE,
 } as const satisfies Record<string, readonly Role[]>;
 
 export type Permission = keyof typeof PERMISSIONS;
+
+/**
+ * Permissions that change state for privileged roles. A user whose role requires MFA reaches them
+ * only through a session that passed the second factor, never through an API token.
+ */
+export const MFA_GATED: readonly Permission[] = [
+  'catalog.write',
+  'catalog.system.update',
+  'kev.import',
+  'kev.alias.write',
+  'findings.write',
+  'users.write',
+  'notifications.admin',
+];
 
 export function allows(permission: Permission, roles: readonly Role[]): boolean {
   const allowed: readonly Role[] = PERMISSIONS[permission];

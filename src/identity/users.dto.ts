@@ -12,14 +12,15 @@ import {
   IsTimeZone,
   IsUUID,
   Length,
+  Max,
   MaxLength,
   Min,
 } from 'class-validator';
 
 import { QueryBoolean, Trim } from '../common/dto';
 import { PageQuery } from '../common/pagination';
-import { ROLES } from './permissions';
-import type { Role } from './permissions';
+import { PERMISSIONS, ROLES } from './permissions';
+import type { Permission, Role } from './permissions';
 
 export class CreateUserDto {
   @ApiProperty({ example: 'dana.owner@example.com' })
@@ -140,6 +141,46 @@ export class SignInDto {
   @IsString()
   @Length(1, 200)
   password!: string;
+
+  @ApiPropertyOptional({
+    description: 'Six-digit TOTP code or a recovery code, when a second factor is enrolled',
+  })
+  @IsOptional()
+  @IsString()
+  @Length(6, 20)
+  code?: string;
+}
+
+export class MfaCodeDto {
+  @ApiProperty({ example: '123456' })
+  @IsString()
+  @Length(6, 20)
+  code!: string;
+}
+
+export class CreateApiTokenDto {
+  @ApiProperty({ example: 'Nightly inventory export' })
+  @Trim()
+  @IsString()
+  @Length(1, 200)
+  name!: string;
+
+  @ApiProperty({
+    enum: Object.keys(PERMISSIONS),
+    isArray: true,
+    example: ['catalog.read', 'findings.read'],
+  })
+  @IsArray()
+  @ArrayUnique()
+  @ArrayMaxSize(Object.keys(PERMISSIONS).length)
+  @IsIn(Object.keys(PERMISSIONS), { each: true })
+  scopes!: Permission[];
+
+  @ApiProperty({ minimum: 1, maximum: 365, example: 90 })
+  @IsInt()
+  @Min(1)
+  @Max(365)
+  expiresInDays!: number;
 }
 
 export class RefreshDto {

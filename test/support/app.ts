@@ -2,12 +2,13 @@ import { randomBytes } from 'node:crypto';
 
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { InjectOptions, LightMyRequestResponse } from 'fastify';
+import { DataSource } from 'typeorm';
 
 import { buildApp } from '../../src/app';
 import { ManualClock } from '../../src/common/clock';
 import { resolveKeys } from '../../src/config/keys';
 import { loadSettings } from '../../src/config/settings';
-import { AuthService } from '../../src/identity/auth.service';
+import { AuthService, tokenHash } from '../../src/identity/auth.service';
 import { Role, ROLES } from '../../src/identity/permissions';
 import { UsersService } from '../../src/identity/users.service';
 import { createTestDatabase } from './database';
@@ -63,6 +64,9 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     QUEUE_PREFIX: queuePrefix,
     LOG_LEVEL: 'silent',
     SEED_DEMO: 'false',
+    // Suites that test MFA or rate limits set these themselves.
+    MFA_REQUIRED_ROLES: '',
+    AUTH_RATE_LIMIT_PER_MINUTE: '100000',
     ...testKeyEnv(),
     ...options.env,
   });
@@ -80,6 +84,12 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     const now = clock.now().getTime();
     if (expiry === undefined || now >= expiry || now < expiry - 86_400_000) {
       const tokens = await auth.signIn(users[role].email, TEST_PASSWORD);
+      // Harness users act as if they passed the second factor; MFA suites sign in their own users.
+      await app
+        .get(DataSource)
+        .query(`UPDATE sessions SET mfa_verified = true WHERE access_token_hash = $1`, [
+          tokenHash(tokens.accessToken),
+        ]);
       users[role].token = tokens.accessToken;
       expiries.set(role, tokens.accessExpiresAt.getTime());
     }

@@ -34,7 +34,7 @@ export class ServiceProcess {
       delete base[name];
     }
     this.child = spawn(process.execPath, [MAIN], {
-      env: { ...base, LOG_LEVEL: 'info', SEED_DEMO: 'false', ...env },
+      env: { ...base, LOG_LEVEL: 'info', SEED_DEMO: 'false', MFA_REQUIRED_ROLES: '', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child.stdout?.on('data', (chunk: Buffer) => (this.output += chunk.toString()));
