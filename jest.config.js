@@ -7,5 +7,8 @@ module.exports = {
   globalSetup: '<rootDir>/test/support/global-setup.ts',
   globalTeardown: '<rootDir>/test/support/global-teardown.ts',
   testTimeout: 60000,
+  // NOTE: a redis-server stopped under a running app leaves BullMQ retry timers behind; exiting
+  // after the run keeps CI from waiting on them.
+  forceExit: true,
   reporters: ['default', '<rootDir>/test/support/summary-reporter.js'],
 };

@@ -10,6 +10,7 @@ import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module';
 import { Clock, SystemClock } from './common/clock';
 import { DomainError } from './common/errors';
+import { assertAcceptableInput } from './common/input-guard';
 import { assignRequestId } from './common/request-id';
 import { createValidationPipe } from './common/validation';
 import { Runtime } from './config/runtime';
@@ -48,6 +49,13 @@ export async function buildApp(
     );
   app.useGlobalPipes(createValidationPipe());
   await registerHardening(app, runtime);
+  app
+    .getHttpAdapter()
+    .getInstance()
+    .addHook('preValidation', async (request) => {
+      assertAcceptableInput(request.query, '');
+      assertAcceptableInput(request.body, '');
+    });
   app.setGlobalPrefix('api', { exclude: ['health/live', 'health/ready'] });
 
   const document = SwaggerModule.createDocument(
@@ -59,8 +67,15 @@ export async function buildApp(
           'software-deployment tools (MITRE ATT&CK T1072).',
       )
       .setVersion('0.1.0')
+      .addBearerAuth({
+        type: 'http',
+        scheme: 'bearer',
+        description: 'Access token from POST /api/auth/sign-in, or a personal API token',
+      })
       .build(),
   );
+  // Every API route needs the bearer token except the few marked public; Swagger UI shows Authorize.
+  document.security = [{ bearer: [] }];
   SwaggerModule.setup('docs', app, document, { useGlobalPrefix: false });
 
   return app;

@@ -248,6 +248,36 @@ describe('catalog', () => {
       expect(({} as { isAdmin?: boolean }).isAdmin).toBeUndefined();
     });
 
+    it('rejects NUL characters and deep nesting by field, before any write', async () => {
+      const nulBody = await t.request({
+        method: 'POST',
+        url: '/api/providers',
+        payload: { name: 'Null\u0000Vendor' },
+      });
+      expect(nulBody.statusCode).toBe(400);
+      expect(nulBody.json().details.fields[0].field).toBe('name');
+
+      const nulQuery = await t.request({ method: 'GET', url: '/api/systems?q=%00' });
+      expect(nulQuery.statusCode).toBe(400);
+      expect(nulQuery.json().details.fields[0].field).toBe('q');
+
+      const nested = `{"email":"a@b.c","password":"x","x":${'['.repeat(1500)}${']'.repeat(1500)}}`;
+      const deep = await t.request(
+        {
+          method: 'POST',
+          url: '/api/auth/sign-in',
+          headers: { 'content-type': 'application/json' },
+          payload: nested,
+        },
+        'anonymous',
+      );
+      expect(deep.statusCode).toBe(400);
+      expect(deep.json().message).toContain('nested deeper');
+
+      const list = await t.request({ method: 'GET', url: '/api/providers?q=Null' });
+      expect(list.json().items).toHaveLength(0);
+    });
+
     it('returns 400 for malformed JSON, 404 for unknown ids and unknown routes', async () => {
       const malformed = await t.request({
         method: 'POST',

@@ -318,6 +318,20 @@ describe('vulnerability findings', () => {
       expect.arrayContaining(['systemId', 'advisoryId', 'title', 'severity', 'dueDate', 'extra']),
     );
 
+    const retiredSystem = await createSystem(t, 'PDQ', 'PDQ Inventory', 'low');
+    await t.request({
+      method: 'POST',
+      url: `/api/systems/${retiredSystem}/retire`,
+      payload: { version: 1, reason: 'Replaced' },
+    });
+    const onRetired = await t.request({
+      method: 'POST',
+      url: '/api/findings/advisories',
+      payload: { systemId: retiredSystem, advisoryId: 'PDQ-SA-1', title: 'x', severity: 'low' },
+    });
+    expect(onRetired.statusCode).toBe(409);
+    expect(onRetired.json().code).toBe('SYSTEM.RETIRED');
+
     const unknown = await t.request({
       method: 'POST',
       url: '/api/findings/advisories',

@@ -313,6 +313,24 @@ describe('sign-in and sessions', () => {
     expect(events.map((event) => event.action)).toEqual(['user.created', 'user.deactivated']);
   });
 
+  it('keeps the last platform admin', async () => {
+    const admin = t.users['platform-admin'];
+    const self = (await t.request({ method: 'GET', url: `/api/users/${admin.id}` })).json();
+    const demote = await t.request({
+      method: 'PATCH',
+      url: `/api/users/${admin.id}`,
+      payload: { version: self.version, roles: ['auditor'] },
+    });
+    expect(demote.statusCode).toBe(409);
+    expect(demote.json().code).toBe('USER.LAST_ADMIN');
+    const deactivate = await t.request({
+      method: 'POST',
+      url: `/api/users/${admin.id}/deactivate`,
+      payload: { version: self.version, reason: 'Leaving' },
+    });
+    expect(deactivate.statusCode).toBe(409);
+  });
+
   it('loads users and managers from a directory CSV', async () => {
     const csv = [
       'id,name,email,manager,active',
@@ -340,10 +358,14 @@ describe('sign-in and sessions', () => {
       url: '/api/users/import',
       headers: { 'content-type': 'text/csv' },
       payload:
-        'id,name,email,manager,active\nE9,New Person,new@corp.example,E404,true\nE10,,not-an-email,,maybe\n',
+        'id,name,email,manager,active\nE9,New Person,new@corp.example,E404,true\n' +
+        'E10,,not-an-email,,maybe\nE11,Self,self@corp.example,E11,true\n',
     });
     expect(bad.statusCode).toBe(400);
-    expect(bad.json().details.fields[0].field).toBe('line 3');
+    expect(bad.json().details.fields.map((f: { field: string }) => f.field)).toEqual([
+      'line 3',
+      'line 4',
+    ]);
     const after = (await t.request({ method: 'GET', url: '/api/users?limit=200' })).json().items
       .length;
     expect(after).toBe(before);

@@ -81,4 +81,18 @@ describe('scheduled work', () => {
 
     expect(await succeededImports(databaseUrl)).toBe(1);
   });
+
+  it('shuts down while Redis is gone', async () => {
+    const redis = new OwnRedis(await freePort());
+    await redis.start();
+    const t = await startTestApp({
+      env: {
+        REDIS_URL: redis.url,
+        KEV_URL: fixture.url('/kev.json'),
+        KEV_REFRESH_CRON: '0 0 1 1 *',
+      },
+    });
+    await redis.stop();
+    await expect(t.close()).resolves.toBeUndefined();
+  });
 });

@@ -44,9 +44,9 @@ interface PhaseTime {
 interface ImportPhases {
   /** Start to "Parsed …": JSON.parse and validation. */
   parse: PhaseTime;
-  /** "Parsed …" to the last "Staged …": temp table, content hashes and batched INSERT … unnest. */
+  /** "Parsed …" to the last "Wrote …": id staging, withdrawal check, content hashes and batched upserts. */
   stage: PhaseTime;
-  /** Last "Staged …" to "Added …": withdrawal check, INSERT, UPDATE and withdrawal in kev_entries. */
+  /** Last "Wrote …" to "Added …": marking withdrawn entries. */
   apply: PhaseTime;
   /** "Added …" to "Matched …": matching systems to the new entries. */
   match: PhaseTime;
@@ -212,7 +212,7 @@ function importPhases(
     progress.filter((mark) => mark.message.startsWith(prefix)).at(-1);
   const start: ProgressMark = { message: '', ms: 0, cpuMs: 0 };
   const end: ProgressMark = { message: '', ms: wallMs, cpuMs };
-  const marks = [start, ...['Parsed ', 'Staged ', 'Added ', 'Matched '].map(lastMark), end];
+  const marks = [start, ...['Parsed ', 'Wrote ', 'Added ', 'Matched '].map(lastMark), end];
   if (marks.some((mark) => mark === undefined)) return undefined;
   const between = (index: number): PhaseTime => ({
     wallMs: marks[index + 1]!.ms - marks[index]!.ms,

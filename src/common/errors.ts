@@ -31,7 +31,12 @@ export class DomainError extends Error {
 
 export class NotFoundError extends DomainError {
   constructor(entity: string, id: string) {
-    super(404, `${entity.toUpperCase()}.NOT_FOUND`, `${entity} ${id} was not found`, { id });
+    super(
+      404,
+      `${entity.toUpperCase().replace(/\s+/g, '_')}.NOT_FOUND`,
+      `${entity} ${id} was not found`,
+      { id },
+    );
   }
 }
 

@@ -84,7 +84,9 @@ export class EmbeddedDatabase {
       const mode = statSync(folder).mode & 0o777;
       if ((mode & 0o001) === 0) {
         chmodSync(folder, mode | 0o001);
-        this.logger.warn(`Allowed others to pass through ${folder} so the embedded PostgreSQL can reach its files`);
+        this.logger.warn(
+          `Allowed others to pass through ${folder} so the embedded PostgreSQL can reach its files`,
+        );
       }
       folder = dirname(folder);
     }

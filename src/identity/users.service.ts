@@ -146,6 +146,13 @@ export class UsersService {
   async update(id: string, input: UpdateUserDto): Promise<UserView> {
     return this.transactions.run(async (manager) => {
       const before = await this.lock(manager, id, input.version);
+      if (
+        input.roles &&
+        before.roles.includes('platform-admin') &&
+        !input.roles.includes('platform-admin')
+      ) {
+        await assertAnotherAdmin(manager, id);
+      }
       if (input.managerId !== undefined) {
         if (input.managerId === id) {
           throw new InvalidInputError('A user cannot be their own manager', [
@@ -193,8 +200,10 @@ export class UsersService {
   async deactivate(id: string, input: DeactivateUserDto): Promise<UserView> {
     return this.transactions.run(async (manager) => {
       const before = await this.lock(manager, id, input.version);
-      if (!before.active)
+      if (!before.active) {
         throw new ConflictError('USER.ALREADY_INACTIVE', `User ${id} is already inactive`);
+      }
+      if (before.roles.includes('platform-admin')) await assertAnotherAdmin(manager, id);
       await this.deactivateLocked(manager, id, before, input.reason);
       return this.get(id, manager);
     });
@@ -374,6 +383,8 @@ function parseDirectory(content: string): DirectoryRow[] {
     const rowProblems: string[] = [];
     if (!record.id) rowProblems.push('id is empty');
     if (seen.has(record.id)) rowProblems.push(`id ${record.id} is listed twice`);
+    if (record.manager && record.manager === record.id)
+      rowProblems.push('manager must name another row');
     if (!record.name) rowProblems.push('name is empty');
     if (!/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(record.email ?? ''))
       rowProblems.push('email is not an e-mail address');
@@ -398,4 +409,20 @@ function parseDirectory(content: string): DirectoryRow[] {
     );
   }
   return result;
+}
+
+/** Keeps at least one active platform admin, so nobody can lock the organisation out by mistake. */
+async function assertAnotherAdmin(manager: EntityManager, leavingId: string): Promise<void> {
+  // Lock the admins' rows so two admins cannot remove each other at the same moment.
+  const others = await manager.query<{ id: string }[]>(
+    `SELECT u.id FROM users u JOIN user_roles r ON r.user_id = u.id
+      WHERE r.role = 'platform-admin' AND u.active AND u.id <> $1 FOR UPDATE OF u`,
+    [leavingId],
+  );
+  if (others.length === 0) {
+    throw new ConflictError(
+      'USER.LAST_ADMIN',
+      'This is the last active platform admin; give another user the platform-admin role first',
+    );
+  }
 }

@@ -15,6 +15,24 @@ import { runWithContext } from '../common/request-context';
 import { createRedis, describeRedis } from './redis';
 
 /** Handles one job; `token` is the worker's lock token, needed to move the job back to delayed. */
+/** Longest wait for running jobs at shutdown, in milliseconds. */
+const SHUTDOWN_WAIT_MS = 15_000;
+
+/** Resolves true when `work` settles within `ms`, false otherwise. */
+async function withinTime(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  const result = await Promise.race([
+    work.then(
+      () => true as const,
+      () => true as const,
+    ),
+    timeout,
+  ]);
+  clearTimeout(timer);
+  return result;
+}
+
 export type JobHandler = (job: Job, token: string | undefined) => Promise<unknown>;
 
 interface RecurringJob {
@@ -114,10 +132,21 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
    * before any module's onApplicationShutdown, so running jobs still have their database pool.
    */
   async beforeApplicationShutdown(): Promise<void> {
-    await Promise.all(this.workers.map(({ worker }) => worker.close()));
+    // A worker waits for Redis to acknowledge its jobs; with Redis gone that never happens, so the
+    // wait is bounded and the job is left to BullMQ's stalled-job check and the PostgreSQL sweep.
+    const closed = await withinTime(
+      Promise.all(this.workers.map(({ worker }) => worker.close())),
+      SHUTDOWN_WAIT_MS,
+    );
+    if (!closed) {
+      this.logger.warn(
+        `Workers did not finish within ${SHUTDOWN_WAIT_MS} ms (is Redis down?); stopping anyway`,
+      );
+      await withinTime(Promise.all(this.workers.map(({ worker }) => worker.close(true))), 2000);
+    }
     // BullMQ leaves connections it was given open; they are this service's to close.
     for (const { connection } of this.workers) connection.disconnect();
-    await Promise.all([...this.queues.values()].map((queue) => queue.close()));
+    await withinTime(Promise.all([...this.queues.values()].map((queue) => queue.close())), 2000);
     this.producer.disconnect();
   }
 

@@ -199,16 +199,23 @@ export class FindingsService {
   /** Records an advisory outside KEV; it gets the same SLA, due date and status rules. */
   async createAdvisory(input: CreateAdvisoryDto): Promise<FindingView> {
     return this.transactions.run(async (manager) => {
-      const [system] = await manager.query<{ id: string; owner_id: string | null }[]>(
-        `SELECT id, owner_id FROM systems WHERE id = $1 FOR SHARE`,
-        [input.systemId],
-      );
+      const [system] = await manager.query<
+        { id: string; owner_id: string | null; lifecycle_status: string }[]
+      >(`SELECT id, owner_id, lifecycle_status FROM systems WHERE id = $1 FOR SHARE`, [
+        input.systemId,
+      ]);
       if (!system) {
         throw new DomainError(404, 'SYSTEM.NOT_FOUND', `System ${input.systemId} was not found`, {
           field: 'systemId',
         });
       }
       assertMayActOnSystem(system.id, system.owner_id, ['platform-admin', 'security-approver']);
+      if (system.lifecycle_status === 'retired') {
+        throw new ConflictError(
+          'SYSTEM.RETIRED',
+          `System ${system.id} is retired; it takes no new findings`,
+        );
+      }
       const now = this.clock.now();
       let id: string;
       try {

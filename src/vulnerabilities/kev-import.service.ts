@@ -153,18 +153,14 @@ export class KevImportService {
     // Imports run one at a time, so two refreshes never interleave their withdrawals.
     await manager.query('SELECT pg_advisory_xact_lock($1)', [IMPORT_LOCK_ID]);
 
-    await manager.query(`
-      CREATE TEMP TABLE kev_incoming (
-        cve_id varchar(30) PRIMARY KEY, vendor_project text, product text, vulnerability_name text,
-        date_added date, short_description text, required_action text, due_date date,
-        known_ransomware_use boolean, notes text, cwes text[], content_hash char(64)
-      ) ON COMMIT DROP`);
-    for (let start = 0; start < catalog.entries.length; start += BATCH_SIZE) {
-      await stageBatch(manager, catalog.entries.slice(start, start + BATCH_SIZE));
-      progress(
-        `Staged ${Math.min(start + BATCH_SIZE, catalog.entries.length)} of ${catalog.entries.length}`,
-      );
-    }
+    // Only the incoming ids are staged, to find withdrawals; the entries go straight into
+    // kev_entries in batches, inserted when new and updated only when their content changed.
+    await manager.query(
+      `CREATE TEMP TABLE kev_incoming (cve_id varchar(30) PRIMARY KEY) ON COMMIT DROP`,
+    );
+    await manager.query(`INSERT INTO kev_incoming SELECT unnest($1::text[])`, [
+      catalog.entries.map((entry) => entry.cveId),
+    ]);
 
     const [{ active, dropped }] = await manager.query<{ active: number; dropped: number }[]>(`
       SELECT count(*)::int AS active,
@@ -179,29 +175,19 @@ export class KevImportService {
       );
     }
 
-    const added = await manager.query<{ cve_id: string }[]>(
-      `INSERT INTO kev_entries (cve_id, vendor_project, product, vulnerability_name, date_added, short_description,
-                                required_action, due_date, known_ransomware_use, notes, cwes, content_hash,
-                                first_seen_at, updated_at)
-       SELECT i.*, $1, $1 FROM kev_incoming i
-        WHERE NOT EXISTS (SELECT 1 FROM kev_entries e WHERE e.cve_id = i.cve_id)
-       RETURNING cve_id`,
-      [now],
-    );
-    const updated = returnedRows<{ cve_id: string }>(
-      await manager.query(
-        `UPDATE kev_entries e
-          SET vendor_project = i.vendor_project, product = i.product, vulnerability_name = i.vulnerability_name,
-              date_added = i.date_added, short_description = i.short_description,
-              required_action = i.required_action, due_date = i.due_date,
-              known_ransomware_use = i.known_ransomware_use, notes = i.notes, cwes = i.cwes,
-              content_hash = i.content_hash, updated_at = $1, withdrawn_at = NULL
-         FROM kev_incoming i
-        WHERE e.cve_id = i.cve_id AND (e.content_hash <> i.content_hash OR e.withdrawn_at IS NOT NULL)
-       RETURNING e.cve_id`,
-        [now],
-      ),
-    );
+    const added: { cve_id: string }[] = [];
+    const updated: { cve_id: string }[] = [];
+    for (let start = 0; start < catalog.entries.length; start += BATCH_SIZE) {
+      const written = await upsertBatch(
+        manager,
+        catalog.entries.slice(start, start + BATCH_SIZE),
+        now,
+      );
+      for (const row of written) (row.inserted ? added : updated).push(row);
+      progress(
+        `Wrote ${Math.min(start + BATCH_SIZE, catalog.entries.length)} of ${catalog.entries.length}`,
+      );
+    }
     const withdrawn = returnedRows<{ cve_id: string }>(
       await manager.query(
         `UPDATE kev_entries e SET withdrawn_at = $1, updated_at = $1
@@ -335,18 +321,36 @@ export class KevImportService {
   }
 }
 
-async function stageBatch(manager: EntityManager, entries: KevEntryInput[]): Promise<void> {
-  // Every column is one array argument of a single unnest, so PostgreSQL walks them in step
-  // (indexing a large array per row instead costs more than the rest of the staging).
-  await manager.query(
-    `INSERT INTO kev_incoming
+/**
+ * Inserts new entries and updates changed or withdrawn ones from one batch. Every column is one
+ * argument of a single unnest, so PostgreSQL walks the arrays in step. `inserted` tells an insert
+ * (xmax = 0) from an update; unchanged entries return no row.
+ */
+async function upsertBatch(
+  manager: EntityManager,
+  entries: KevEntryInput[],
+  now: Date,
+): Promise<{ cve_id: string; inserted: boolean }[]> {
+  return manager.query(
+    `INSERT INTO kev_entries (cve_id, vendor_project, product, vulnerability_name, date_added, short_description,
+                              required_action, due_date, known_ransomware_use, notes, cwes, content_hash,
+                              first_seen_at, updated_at)
      SELECT t.cve_id, t.vendor_project, t.product, t.vulnerability_name, t.date_added, t.short_description,
             t.required_action, t.due_date, t.known_ransomware_use, t.notes, string_to_array(t.cwes, ','),
-            t.content_hash
+            t.content_hash, $13, $13
        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::date[], $6::text[], $7::text[],
                    $8::date[], $9::boolean[], $10::text[], $11::text[], $12::text[])
             AS t(cve_id, vendor_project, product, vulnerability_name, date_added, short_description,
-                 required_action, due_date, known_ransomware_use, notes, cwes, content_hash)`,
+                 required_action, due_date, known_ransomware_use, notes, cwes, content_hash)
+     ON CONFLICT (cve_id) DO UPDATE
+        SET vendor_project = EXCLUDED.vendor_project, product = EXCLUDED.product,
+            vulnerability_name = EXCLUDED.vulnerability_name, date_added = EXCLUDED.date_added,
+            short_description = EXCLUDED.short_description, required_action = EXCLUDED.required_action,
+            due_date = EXCLUDED.due_date, known_ransomware_use = EXCLUDED.known_ransomware_use,
+            notes = EXCLUDED.notes, cwes = EXCLUDED.cwes, content_hash = EXCLUDED.content_hash,
+            updated_at = EXCLUDED.updated_at, withdrawn_at = NULL
+      WHERE kev_entries.content_hash <> EXCLUDED.content_hash OR kev_entries.withdrawn_at IS NOT NULL
+     RETURNING cve_id, (xmax = 0) AS inserted`,
     [
       entries.map((entry) => entry.cveId),
       entries.map((entry) => entry.vendorProject),
@@ -360,6 +364,7 @@ async function stageBatch(manager: EntityManager, entries: KevEntryInput[]): Pro
       entries.map((entry) => entry.notes),
       entries.map((entry) => entry.cwes.join(',')),
       entries.map((entry) => entryContentHash(entry)),
+      now,
     ],
   );
 }
