@@ -14,7 +14,9 @@ export class AddedMfaAndApiTokens1764864400000 implements MigrationInterface {
         ADD COLUMN totp_pending_ciphertext bytea,
         ADD COLUMN totp_enabled_at timestamptz,
         ADD COLUMN totp_last_step bigint`);
-    await queryRunner.query(`ALTER TABLE sessions ADD COLUMN mfa_verified boolean NOT NULL DEFAULT false`);
+    await queryRunner.query(
+      `ALTER TABLE sessions ADD COLUMN mfa_verified boolean NOT NULL DEFAULT false`,
+    );
 
     await queryRunner.query(`
       CREATE TABLE recovery_codes (
