@@ -53,6 +53,11 @@ export async function buildApp(
     .getHttpAdapter()
     .getInstance()
     .addHook('preValidation', async (request) => {
+      assertJsonUnlessUpload(
+        request.routeOptions.url,
+        request.headers['content-type'],
+        request.body,
+      );
       assertAcceptableInput(request.query, '');
       assertAcceptableInput(request.body, '');
     });
@@ -123,4 +128,22 @@ async function registerHardening(app: NestFastifyApplication, runtime: Runtime):
     .addHook('onClose', async () => {
       redis.disconnect();
     });
+}
+
+/** Routes that take a raw file body (CSV or a KEV catalog); every other body must be JSON. */
+const UPLOAD_ROUTES = ['/api/kev/imports/upload', '/api/users/import'];
+
+function assertJsonUnlessUpload(
+  route: string | undefined,
+  contentType: string | undefined,
+  body: unknown,
+): void {
+  if (body === undefined || route === undefined || UPLOAD_ROUTES.includes(route)) return;
+  if (contentType !== undefined && !/^application\/json\b/i.test(contentType)) {
+    throw new DomainError(
+      415,
+      'REQUEST.UNSUPPORTED_MEDIA_TYPE',
+      `Send this request body as application/json (got ${contentType.slice(0, 60)})`,
+    );
+  }
 }

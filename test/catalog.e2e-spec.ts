@@ -248,6 +248,25 @@ describe('catalog', () => {
       expect(({} as { isAdmin?: boolean }).isAdmin).toBeUndefined();
     });
 
+    it('rejects bodies that are not JSON with 415', async () => {
+      for (const [contentType, payload] of [
+        ['text/csv', 'name\nCSV Vendor\n'],
+        ['application/x-www-form-urlencoded', 'name=Form+Vendor'],
+        ['application/octet-stream', '{"name":"Raw Vendor"}'],
+      ]) {
+        const response = await t.request({
+          method: 'POST',
+          url: '/api/providers',
+          headers: { 'content-type': contentType },
+          payload,
+        });
+        expect(response.statusCode).toBe(415);
+        expect(response.json().code).toBe('REQUEST.UNSUPPORTED_MEDIA_TYPE');
+      }
+      const list = await t.request({ method: 'GET', url: '/api/providers?q=Vendor' });
+      expect(list.json().items).toHaveLength(0);
+    });
+
     it('rejects NUL characters and deep nesting by field, before any write', async () => {
       const nulBody = await t.request({
         method: 'POST',

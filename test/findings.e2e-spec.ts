@@ -410,7 +410,11 @@ describe('demo organisation', () => {
       expect(list[0].dueAt).toBe(new Date(first.clock.now().getTime() + 7 * DAY).toISOString());
 
       const imports = await first.request({ method: 'GET', url: '/api/kev/imports' });
-      expect(imports.json()[0]).toMatchObject({ entries: 1404, added: 1404, status: 'succeeded' });
+      expect(imports.json().items[0]).toMatchObject({
+        entries: 1404,
+        added: 1404,
+        status: 'succeeded',
+      });
     } finally {
       await first.close();
     }

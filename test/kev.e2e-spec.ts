@@ -222,7 +222,7 @@ describe('KEV catalog intake', () => {
       const history = await t.request({ method: 'GET', url: '/api/kev/imports?limit=50' });
       const errors = history
         .json()
-        .filter((entry: { status: string }) => entry.status === 'failed')
+        .items.filter((entry: { status: string }) => entry.status === 'failed')
         .map((entry: { error: string }) => entry.error);
       expect(errors).toEqual(expect.arrayContaining([expect.stringMatching(/line 3, dateAdded/)]));
     });

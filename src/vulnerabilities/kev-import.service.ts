@@ -4,6 +4,7 @@ import { DataSource, EntityManager } from 'typeorm';
 import { AuditService } from '../audit/audit.service';
 import { Clock } from '../common/clock';
 import { ConflictError, DomainError } from '../common/errors';
+import { Page, PageQuery, toPage } from '../common/pagination';
 import { returnedRows, Transactions } from '../common/transactions';
 import { SETTINGS } from '../config/runtime';
 import type { Settings } from '../config/settings';
@@ -310,14 +311,15 @@ export class KevImportService {
   }
 
   /** Imports history, newest first. */
-  async listImports(limit: number, offset: number): Promise<unknown[]> {
-    return this.dataSource.query(
+  async listImports(query: PageQuery): Promise<Page<unknown>> {
+    const rows = await this.dataSource.query<unknown[]>(
       `SELECT id, source, format, catalog_version AS "catalogVersion", date_released AS "dateReleased", status,
               entries, added, updated, withdrawn, unchanged, error, problems,
               started_at AS "startedAt", finished_at AS "finishedAt"
          FROM kev_imports ORDER BY started_at DESC, id LIMIT $1 OFFSET $2`,
-      [limit, offset],
+      [query.limit + 1, query.offset],
     );
+    return toPage(rows, query);
   }
 }
 

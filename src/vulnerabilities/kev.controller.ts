@@ -50,8 +50,8 @@ export class KevController {
   @Get('imports')
   @RequirePermission('kev.read')
   @ApiOperation({ summary: 'Import history, newest first, with counts or the failure reason' })
-  listImports(@Query() query: PageQuery): Promise<unknown[]> {
-    return this.imports.listImports(query.limit, query.offset);
+  listImports(@Query() query: PageQuery): Promise<Page<unknown>> {
+    return this.imports.listImports(query);
   }
 
   @Get('entries')
