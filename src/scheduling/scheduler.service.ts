@@ -15,7 +15,7 @@ import { runWithContext } from '../common/request-context';
 import { createRedis, describeRedis } from './redis';
 
 /** Handles one job; `token` is the worker's lock token, needed to move the job back to delayed. */
-/** Longest wait for running jobs at shutdown, in milliseconds. */
+/** Maximum wait for running jobs at shutdown, in milliseconds. */
 const SHUTDOWN_WAIT_MS = 15_000;
 
 /** Resolves true when `work` settles within `ms`, false otherwise. */
@@ -132,8 +132,8 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
    * before any module's onApplicationShutdown, so running jobs still have their database pool.
    */
   async beforeApplicationShutdown(): Promise<void> {
-    // A worker waits for Redis to acknowledge its jobs; with Redis gone that never happens, so the
-    // wait is bounded and the job is left to BullMQ's stalled-job check and the PostgreSQL sweep.
+    // A worker waits for Redis to acknowledge its jobs, which never happens while Redis is gone.
+    // The wait is bounded, so such a job is left to BullMQ's stalled-job check and the sweep.
     const closed = await withinTime(
       Promise.all(this.workers.map(({ worker }) => worker.close())),
       SHUTDOWN_WAIT_MS,
