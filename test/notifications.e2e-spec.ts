@@ -23,7 +23,7 @@ interface Mail {
   raw: string;
 }
 
-/** A real SMTP server from the smtp-server package, keeping every message it accepts. */
+/** Starts a real SMTP server (smtp-server package) that keeps every message it accepts. */
 async function startSmtp(
   port: number,
   mails: Mail[],
@@ -255,7 +255,7 @@ describe('notifications', () => {
     }
   });
 
-  it('moves a delivery that keeps failing to the dead letter list, and retries it', async () => {
+  it('dead-letters a failing delivery, then retries', async () => {
     const [row] = await superuserQuery<{ id: string }>(
       t.databaseUrl,
       `SELECT id FROM webhooks WHERE name = 'SIEM'`,
@@ -397,10 +397,10 @@ describe('delivery when the worker is killed', () => {
     const smtpPort = await freePort();
     const mails: Mail[] = [];
     let release: (accepted: boolean) => void = () => undefined;
-    let held = false;
+    let firstMessageHeld = false;
     const smtp = await startSmtp(smtpPort, mails, () => {
-      if (held) return Promise.resolve(true);
-      held = true;
+      if (firstMessageHeld) return Promise.resolve(true);
+      firstMessageHeld = true;
       return new Promise<boolean>((resolve) => (release = resolve));
     });
     const keys = testKeyEnv();
@@ -422,7 +422,7 @@ describe('delivery when the worker is killed', () => {
       await worker.waitForLog(/Running as worker only/);
 
       await api.app.get(KevDueDigest).sendDigests();
-      await eventually(async () => (held ? true : undefined));
+      await eventually(async () => (firstMessageHeld ? true : undefined));
       worker.child.kill('SIGKILL');
       await worker.exited;
       release(false);

@@ -64,9 +64,9 @@ describe('scheduled work', () => {
   it('lets a running job finish on shutdown', async () => {
     const databaseUrl = await createTestDatabase();
     let release: () => void = () => undefined;
-    const held = new Promise<void>((resolve) => (release = resolve));
+    const responseReleased = new Promise<void>((resolve) => (release = resolve));
     fixture.route('/slow.json', async (response) => {
-      await held;
+      await responseReleased;
       response.writeHead(200, { 'content-type': 'application/json' }).end(BUNDLED);
     });
     const t = await startTestApp({

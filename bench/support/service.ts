@@ -69,8 +69,8 @@ export async function startService(databaseUrl: string): Promise<RunningServer> 
 }
 
 /**
- * Creates a platform admin and signs it in, because every API route needs a session; the
- * session lookup is part of what each measured request costs.
+ * Creates a platform admin and signs it in, because every API route needs a session. The session
+ * lookup is part of what each measured request costs.
  */
 async function signInAdmin(app: NestFastifyApplication): Promise<string> {
   const email = `bench-${randomBytes(4).toString('hex')}@bench.example`;

@@ -7,6 +7,7 @@ import { ConflictError, DomainError, NotFoundError, StaleVersionError } from '..
 import { assertMayActOnSystem } from '../common/ownership';
 import { Page, toPage } from '../common/pagination';
 import { Transactions } from '../common/transactions';
+import { requireUser } from '../identity/users.service';
 import { isUniqueViolation } from '../common/unique-violation';
 import { Provider } from './provider.entity';
 import { escapeLike } from './providers.service';
@@ -82,7 +83,7 @@ export class SystemsService {
         );
       }
 
-      if (input.ownerId) await requireUser(manager, input.ownerId);
+      if (input.ownerId) await requireUser(manager, input.ownerId, 'ownerId');
       const now = this.clock.now();
       const system = manager.create(ThirdPartySystem, {
         providerId: input.providerId,
@@ -126,7 +127,7 @@ export class SystemsService {
       if (changes.ownerId !== undefined) {
         // Handing a system to another owner is the platform admin's call, not the owner's.
         assertMayActOnSystem(id, null, ['platform-admin']);
-        await requireUser(manager, changes.ownerId);
+        await requireUser(manager, changes.ownerId, 'ownerId');
       }
       if (changes.ownerEmail !== undefined) changes.ownerEmail = changes.ownerEmail.toLowerCase();
       if (changes.hosts !== undefined) {
@@ -209,12 +210,5 @@ export class SystemsService {
       }
       throw error;
     }
-  }
-}
-
-async function requireUser(manager: EntityManager, id: string): Promise<void> {
-  const [user] = await manager.query<{ id: string }[]>(`SELECT id FROM users WHERE id = $1`, [id]);
-  if (!user) {
-    throw new DomainError(404, 'USER.NOT_FOUND', `User ${id} was not found`, { field: 'ownerId' });
   }
 }

@@ -9,7 +9,7 @@ export class SystemClock extends Clock {
   }
 }
 
-/** Clock for tests: stands still until set or advanced. */
+/** Clock for tests, which stays at its time until set or advanced. */
 export class ManualClock extends Clock {
   private current: Date;
 

@@ -40,9 +40,11 @@ export function resolveKeys(settings: Settings): Keys {
   const keyDir = join(settings.dataDir, 'keys');
   const resolved = {} as Keys;
   for (const name of names) {
-    const given = settings.keys[name];
+    const fromEnvironment = settings.keys[name];
     resolved[name] =
-      given !== undefined ? Buffer.from(given, 'base64') : readOrCreateKey(keyDir, name);
+      fromEnvironment !== undefined
+        ? Buffer.from(fromEnvironment, 'base64')
+        : readOrCreateKey(keyDir, name);
   }
   return resolved;
 }

@@ -35,7 +35,7 @@ export class HealthController {
     this.redis.on('error', () => undefined);
   }
 
-  /** The process is up and its event loop answers. */
+  /** Returns 200 while the process runs and its event loop responds. */
   @Get('live')
   @Public()
   live(): { status: 'ok' } {
@@ -43,7 +43,7 @@ export class HealthController {
   }
 
   /**
-   * 200 when PostgreSQL answers and every migration is applied; Redis down is reported as
+   * Returns 200 when PostgreSQL responds and every migration is applied. Redis down is reported as
    * "degraded" but still 200, because the API serves without it.
    */
   @Get('ready')
@@ -58,7 +58,9 @@ export class HealthController {
     ]);
 
     const databaseReady = postgres.state === 'up' && migrations.state === 'up';
-    const status = !databaseReady ? 'unavailable' : redis.state === 'up' ? 'ready' : 'degraded';
+    let status: Readiness['status'] = 'ready';
+    if (!databaseReady) status = 'unavailable';
+    else if (redis.state !== 'up') status = 'degraded';
     void reply.status(databaseReady ? 200 : 503);
     return { status, checks: { postgres, migrations, redis } };
   }
@@ -67,7 +69,7 @@ export class HealthController {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () => reject(new Error(`no answer within ${CHECK_TIMEOUT_MS} ms`)),
+        () => reject(new Error(`timed out after ${CHECK_TIMEOUT_MS} ms`)),
         CHECK_TIMEOUT_MS,
       );
     });

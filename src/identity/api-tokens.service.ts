@@ -11,7 +11,7 @@ import { returnedRows, Transactions } from '../common/transactions';
 import { tokenHash } from './auth.service';
 import type { Permission } from './permissions';
 
-/** Prefix that tells personal API tokens from session access tokens. */
+/** Prefix that distinguishes personal API tokens from session access tokens. */
 export const API_TOKEN_PREFIX = 'gvt_';
 
 export interface ApiTokenView {

@@ -34,9 +34,9 @@ function recoveryHash(code: string): Buffer {
 }
 
 /**
- * TOTP enrolment and verification. Seeds are stored encrypted with SECRETS_KEY; the last accepted
- * time step is stored per user and advanced by a conditional update, so a code works once, an
- * older code never works after a newer one, and the enrolment code cannot sign in.
+ * TOTP enrolment and verification. Seeds are stored encrypted with SECRETS_KEY. The last accepted
+ * time step is stored per user and advanced by a conditional update. So a code works once, an older
+ * code never works after a newer one, and the enrolment code cannot sign in.
  */
 @Injectable()
 export class MfaService {
@@ -129,8 +129,9 @@ export class MfaService {
   }
 
   /**
-   * Accepts a TOTP code or a recovery code once. A TOTP code is accepted only when its step is later
-   * than the last accepted one, in a single conditional update; a recovery code is spent the same way.
+   * Accepts a TOTP code or a recovery code once. A TOTP code counts only when its step is later than
+   * the last accepted one, checked and stored in a single conditional update. A recovery code is
+   * spent the same way.
    */
   async verify(manager: EntityManager, userId: string, code: string): Promise<boolean> {
     const trimmed = code.replace(/\s/g, '');

@@ -1,4 +1,4 @@
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiProperty, ApiPropertyOptional, OmitType, PartialType } from '@nestjs/swagger';
 import {
   ArrayMaxSize,
   ArrayUnique,
@@ -60,42 +60,12 @@ export class CreateUserDto {
   timeZone?: string;
 }
 
-export class UpdateUserDto {
+/** Every field of a new user but the e-mail may change; a new password ends the user's sessions. */
+export class UpdateUserDto extends PartialType(OmitType(CreateUserDto, ['email'] as const)) {
   @ApiProperty()
   @IsInt()
   @Min(1)
   version!: number;
-
-  @ApiPropertyOptional()
-  @IsOptional()
-  @Trim()
-  @IsString()
-  @Length(1, 200)
-  name?: string;
-
-  @ApiPropertyOptional({ enum: ROLES, isArray: true })
-  @IsOptional()
-  @IsArray()
-  @ArrayUnique()
-  @ArrayMaxSize(ROLES.length)
-  @IsIn(ROLES, { each: true })
-  roles?: Role[];
-
-  @ApiPropertyOptional({ format: 'uuid', nullable: true })
-  @IsOptional()
-  @IsUUID()
-  managerId?: string;
-
-  @ApiPropertyOptional({ example: 'Europe/Berlin' })
-  @IsOptional()
-  @IsTimeZone()
-  timeZone?: string;
-
-  @ApiPropertyOptional({ description: 'Set a new password (at least 12 characters)' })
-  @IsOptional()
-  @IsString()
-  @Length(12, 200)
-  password?: string;
 }
 
 export class DeactivateUserDto {

@@ -99,7 +99,7 @@ export class UsersService {
     manager?: EntityManager,
   ): Promise<UserView> {
     const work = async (tx: EntityManager): Promise<UserView> => {
-      if (input.managerId) await this.requireUser(tx, input.managerId, 'managerId');
+      if (input.managerId) await requireUser(tx, input.managerId, 'managerId');
       const now = this.clock.now();
       const passwordHash = input.password ? await hashPassword(input.password) : null;
       let id: string;
@@ -159,7 +159,7 @@ export class UsersService {
             { field: 'managerId', problems: ['managerId must name another user'] },
           ]);
         }
-        await this.requireUser(manager, input.managerId, 'managerId');
+        await requireUser(manager, input.managerId, 'managerId');
       }
       const passwordHash = input.password ? await hashPassword(input.password) : undefined;
       await manager.query(
@@ -323,11 +323,6 @@ export class UsersService {
     return this.get(id, manager);
   }
 
-  private async requireUser(manager: EntityManager, id: string, field: string): Promise<void> {
-    const [row] = await manager.query<{ id: string }[]>(`SELECT id FROM users WHERE id = $1`, [id]);
-    if (!row) throw new DomainError(404, 'USER.NOT_FOUND', `User ${id} was not found`, { field });
-  }
-
   private async setRoles(manager: EntityManager, id: string, roles: Role[]): Promise<void> {
     await manager.query(`DELETE FROM user_roles WHERE user_id = $1`, [id]);
     if (roles.length > 0) {
@@ -411,7 +406,7 @@ function parseDirectory(content: string): DirectoryRow[] {
   return result;
 }
 
-/** Keeps at least one active platform admin, so nobody can lock the organisation out by mistake. */
+/** Keeps at least one active platform admin, so the organisation cannot be locked out by mistake. */
 async function assertAnotherAdmin(manager: EntityManager, leavingId: string): Promise<void> {
   // Lock the admins' rows so two admins cannot remove each other at the same moment.
   const others = await manager.query<{ id: string }[]>(
@@ -425,4 +420,14 @@ async function assertAnotherAdmin(manager: EntityManager, leavingId: string): Pr
       'This is the last active platform admin; give another user the platform-admin role first',
     );
   }
+}
+
+/** Throws a 404 naming `field` unless the user exists; used wherever a body refers to a user. */
+export async function requireUser(
+  manager: EntityManager,
+  id: string,
+  field: string,
+): Promise<void> {
+  const [row] = await manager.query<{ id: string }[]>(`SELECT id FROM users WHERE id = $1`, [id]);
+  if (!row) throw new DomainError(404, 'USER.NOT_FOUND', `User ${id} was not found`, { field });
 }

@@ -49,9 +49,9 @@ interface EventRow {
 }
 
 /**
- * Sends e-mail and webhook deliveries, one attempt per job. Each attempt re-reads PostgreSQL,
- * claims the delivery with a lease in a conditional update, sends, and records the outcome; a
- * failure schedules the next attempt with doubling delay until the attempts run out (dead letter).
+ * Sends e-mail and webhook deliveries, one attempt per job. Each attempt re-reads PostgreSQL, claims
+ * the delivery with a lease in a conditional update, sends, and records the outcome. A failure
+ * schedules the next attempt with a doubling delay, until the attempts run out (dead letter).
  */
 @Injectable()
 export class DeliveryService implements OnModuleInit {
@@ -382,7 +382,7 @@ export class DeliveryService implements OnModuleInit {
       },
     });
     await response.body?.cancel();
-    if (!response.ok) throw new Error(`the endpoint answered HTTP ${response.status}`);
+    if (!response.ok) throw new Error(`the endpoint responded with HTTP ${response.status}`);
   }
 }
 

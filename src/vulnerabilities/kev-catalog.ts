@@ -62,16 +62,9 @@ export const CSV_COLUMNS = [
   'cwes',
 ] as const;
 
-const REQUIRED_FIELDS = [
-  'cveID',
-  'vendorProject',
-  'product',
-  'vulnerabilityName',
-  'dateAdded',
-  'shortDescription',
-  'requiredAction',
-  'dueDate',
-] as const;
+/** Fields the KEV schema does not require: absent means "Unknown", empty notes, no CWE ids. */
+const OPTIONAL_FIELDS: readonly string[] = ['knownRansomwareCampaignUse', 'notes', 'cwes'];
+const REQUIRED_FIELDS = CSV_COLUMNS.filter((column) => !OPTIONAL_FIELDS.includes(column));
 
 const CVE_ID = /^CVE-\d{4}-\d{4,19}$/;
 const CWE_ID = /^CWE-\d+$/;

@@ -154,7 +154,7 @@ export class KevImportService {
     // Imports run one at a time, so two refreshes never interleave their withdrawals.
     await manager.query('SELECT pg_advisory_xact_lock($1)', [IMPORT_LOCK_ID]);
 
-    // Only the incoming ids are staged, to find withdrawals; the entries go straight into
+    // Only the incoming ids are staged, to find withdrawals. The entries go straight into
     // kev_entries in batches, inserted when new and updated only when their content changed.
     await manager.query(
       `CREATE TEMP TABLE kev_incoming (cve_id varchar(30) PRIMARY KEY) ON COMMIT DROP`,
@@ -325,8 +325,8 @@ export class KevImportService {
 
 /**
  * Inserts new entries and updates changed or withdrawn ones from one batch. Every column is one
- * argument of a single unnest, so PostgreSQL walks the arrays in step. `inserted` tells an insert
- * (xmax = 0) from an update; unchanged entries return no row.
+ * argument of a single unnest, so PostgreSQL walks the arrays in step. `inserted` is true for an
+ * insert (xmax = 0) and false for an update; unchanged entries return no row.
  */
 async function upsertBatch(
   manager: EntityManager,

@@ -27,7 +27,7 @@ export class HttpFixture {
     return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}${path}`;
   }
 
-  /** Sets a handler of the test's own for a path, for slow or failing answers. */
+  /** Sets a handler of the test's own for a path, for slow or failing responses. */
   route(path: string, handler: (response: ServerResponse) => void | Promise<void>): void {
     this.routes.set(path, (response) => void handler(response));
   }

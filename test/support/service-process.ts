@@ -46,7 +46,7 @@ export class ServiceProcess {
     return this.output;
   }
 
-  /** Polls a URL until it answers with the status, the process exits, or the time runs out. */
+  /** Polls a URL until it returns the status, the process exits, or the time runs out. */
   async waitForStatus(url: string, status: number, timeoutMs = 60_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     let exited = false;
