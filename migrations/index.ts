@@ -3,6 +3,7 @@ import { AddedKnownExploitedVulnerabilities1764864100000 } from './1764864100000
 import { AddedUsersAndSessions1764864200000 } from './1764864200000-AddedUsersAndSessions';
 import { AddedNotifications1764864300000 } from './1764864300000-AddedNotifications';
 import { AddedMfaAndApiTokens1764864400000 } from './1764864400000-AddedMfaAndApiTokens';
+import { AddedToolApprovals1764864500000 } from './1764864500000-AddedToolApprovals';
 
 /** Every migration in the order it applies; the data source reads this list, not a glob. */
 export const MIGRATIONS = [
@@ -11,4 +12,5 @@ export const MIGRATIONS = [
   AddedUsersAndSessions1764864200000,
   AddedNotifications1764864300000,
   AddedMfaAndApiTokens1764864400000,
+  AddedToolApprovals1764864500000,
 ];
