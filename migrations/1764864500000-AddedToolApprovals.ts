@@ -32,6 +32,39 @@ export class AddedToolApprovals1764864500000 implements MigrationInterface {
       CREATE UNIQUE INDEX approval_policies_in_force_key
         ON approval_policies (criticality, coalesce(category, '')) WHERE superseded_at IS NULL`);
 
+    // Version 1 of the policy for each criticality; platform admins publish later versions.
+    await queryRunner.query(
+      `
+      INSERT INTO approval_policies (criticality, version, required_approvals, required_roles,
+          validity_days, reapproval_notice_days, mandatory_items, default_max_admins, created_at)
+      VALUES
+        ('critical', 1, 2, '{security-approver,system-owner}', 365, 30, $1, 2, now()),
+        ('high', 1, 2, '{security-approver}', 365, 30, $1, 3, now()),
+        ('medium', 1, 1, '{security-approver}', 365, 30, $2, 5, now()),
+        ('low', 1, 1, '{}', 730, 30, $3, 5, now())`,
+      [
+        [
+          'provider-assessment',
+          'admin-mfa',
+          'admin-sso',
+          'role-separation',
+          'management-access-monitored',
+          'network-isolation',
+          'supported-version',
+          'signed-deployment',
+          'signing-certificates-isolated',
+        ],
+        [
+          'provider-assessment',
+          'admin-mfa',
+          'supported-version',
+          'signed-deployment',
+          'signing-certificates-isolated',
+        ],
+        ['provider-assessment', 'supported-version'],
+      ],
+    );
+
     await queryRunner.query(`
       CREATE TABLE evidence_files (
         sha256 char(64) PRIMARY KEY,

@@ -3,6 +3,7 @@ import { APP_FILTER, DiscoveryModule } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { LoggerModule } from 'nestjs-pino';
 
+import { ApprovalsModule } from './approvals/approvals.module';
 import { AuditModule } from './audit/audit.module';
 import { CatalogModule } from './catalog/catalog.module';
 import { Clock, SystemClock } from './common/clock';
@@ -83,6 +84,7 @@ export class AppModule implements NestModule {
         VulnerabilitiesModule,
         DemoModule,
         NotificationsModule,
+        ApprovalsModule,
       ],
       providers: [{ provide: APP_FILTER, useClass: ErrorFilter }],
     };

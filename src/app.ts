@@ -43,10 +43,39 @@ export async function buildApp(
     .getHttpAdapter()
     .getInstance()
     .addContentTypeParser(
-      ['text/csv', 'application/octet-stream'],
+      'text/csv',
       { parseAs: 'string', bodyLimit: runtime.settings.kevMaxBytes },
       (_request, body, done) => done(null, body),
     );
+  // Other raw bodies (catalog files, evidence files) stay bytes; a route decodes them if it wants text.
+  app
+    .getHttpAdapter()
+    .getInstance()
+    .addContentTypeParser(
+      ['application/octet-stream', '*'],
+      {
+        parseAs: 'buffer',
+        bodyLimit: Math.max(runtime.settings.kevMaxBytes, runtime.settings.evidenceMaxBytes),
+      },
+      (_request, body, done) => done(null, body),
+    );
+  app
+    .getHttpAdapter()
+    .getInstance()
+    .addHook('onRequest', async (request) => {
+      // An evidence file over the limit is refused from its declared length, before it is read.
+      if (request.method === 'POST' && request.url.split('?')[0] === '/api/evidence') {
+        const declared = Number(request.headers['content-length'] ?? 0);
+        if (declared > runtime.settings.evidenceMaxBytes) {
+          throw new DomainError(
+            413,
+            'EVIDENCE.TOO_LARGE',
+            `The evidence file is ${declared} bytes; the limit is ${runtime.settings.evidenceMaxBytes}`,
+            { sizeBytes: declared, limitBytes: runtime.settings.evidenceMaxBytes },
+          );
+        }
+      }
+    });
   app.useGlobalPipes(createValidationPipe());
   await registerHardening(app, runtime);
   app
@@ -131,7 +160,7 @@ async function registerHardening(app: NestFastifyApplication, runtime: Runtime):
 }
 
 /** Routes that take a raw file body (CSV or a KEV catalog); every other body must be JSON. */
-const UPLOAD_ROUTES = ['/api/kev/imports/upload', '/api/users/import'];
+const UPLOAD_ROUTES = ['/api/kev/imports/upload', '/api/users/import', '/api/evidence'];
 
 function assertJsonUnlessUpload(
   route: string | undefined,

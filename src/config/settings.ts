@@ -27,6 +27,10 @@ export interface Settings {
   kevDueDateBinding: boolean;
   /** Largest KEV catalog accepted by upload or download, in bytes. */
   kevMaxBytes: number;
+  /** Largest evidence file accepted for a tool approval evaluation, in bytes. */
+  evidenceMaxBytes: number;
+  /** Cron pattern (UTC) of the sweep that moves approvals near expiry to re-approval due. */
+  reapprovalCron: string;
   /** Days to fix a known exploited vulnerability, counted from first match, by system criticality. */
   patchSlaDays: Record<'critical' | 'high' | 'medium' | 'low', number>;
   /** Lifetime of an access token, in minutes; a refresh token renews it. */
@@ -109,6 +113,13 @@ export function loadSettings(env: Env = process.env): Settings {
     ),
     kevDueDateBinding: reader.boolean('KEV_DUE_DATE_BINDING', false),
     kevMaxBytes: reader.integer('KEV_MAX_BYTES', 50 * 1_048_576, 1024, 1024 * 1_048_576),
+    evidenceMaxBytes: reader.integer('EVIDENCE_MAX_BYTES', 10 * 1_048_576, 1, 1024 * 1_048_576),
+    reapprovalCron: reader.pattern(
+      'REAPPROVAL_CRON',
+      '23 * * * *',
+      /^(\S+\s+){4,5}\S+$/,
+      'a cron pattern of five fields (six with seconds) such as "23 * * * *"',
+    ),
     patchSlaDays: {
       critical: reader.integer('PATCH_SLA_CRITICAL_DAYS', 7, 1, 3650),
       high: reader.integer('PATCH_SLA_HIGH_DAYS', 14, 1, 3650),

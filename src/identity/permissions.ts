@@ -27,6 +27,14 @@ export const PERMISSIONS = {
   'users.read': ['platform-admin', 'auditor', 'manager', 'security-approver'],
   'users.write': ['platform-admin'],
   'notifications.admin': ['platform-admin'],
+  'approvals.read': EVERYONE,
+  'approvals.request': ['platform-admin', 'security-approver', 'system-owner', 'requester'],
+  /** Answering the security evaluation; the service limits owners to their own systems. */
+  'approvals.evaluate': ['platform-admin', 'security-approver', 'system-owner', 'requester'],
+  /** Deciding; the policy's slots decide who may fill what (a manager stands in for an owner). */
+  'approvals.decide': ['platform-admin', 'security-approver', 'system-owner', 'manager'],
+  'approvals.override': ['platform-admin'],
+  'approvals.policy.write': ['platform-admin'],
   self: EVERYONE,
   /** Reachable before a required second factor is enrolled: who am I, enrolment, sign-out. */
   'self.mfa': EVERYONE,
@@ -46,6 +54,9 @@ export const MFA_GATED: readonly Permission[] = [
   'findings.write',
   'users.write',
   'notifications.admin',
+  'approvals.decide',
+  'approvals.override',
+  'approvals.policy.write',
 ];
 
 export function allows(permission: Permission, roles: readonly Role[]): boolean {

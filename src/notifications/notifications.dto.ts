@@ -19,7 +19,14 @@ import { PageQuery } from '../common/pagination';
 
 export const USER_CHANNELS = ['in-app', 'email'] as const;
 export const ROUTE_CHANNELS = ['in-app', 'email', 'webhook'] as const;
-export const EVENT_TYPES = ['kev.findings_due'] as const;
+export const EVENT_TYPES = [
+  'kev.findings_due',
+  'tool-request.submitted',
+  'tool-request.approved',
+  'tool-request.rejected',
+  'tool-request.changes-requested',
+  'tool-request.reapproval-due',
+] as const;
 export const DELIVERY_STATUSES = [
   'pending',
   'sending',

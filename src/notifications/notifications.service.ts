@@ -27,6 +27,11 @@ export interface NotificationEvent {
   recipients: string[];
 }
 
+export interface PublishedEvent {
+  eventId: string;
+  deliveries: { id: string; attempts: number; nextAttemptAt: Date }[];
+}
+
 export interface Preferences {
   channels: string[];
   quietStart: string | null;
@@ -63,13 +68,25 @@ export class NotificationsService {
     return result.eventId;
   }
 
+  /**
+   * Publishes inside the caller's transaction, so the event commits or rolls back with the change
+   * it reports. Pass the result to {@link queueDeliveries} once the transaction has committed; a
+   * missed call only delays delivery until the next sweep.
+   */
+  publishIn(manager: EntityManager, event: NotificationEvent): Promise<PublishedEvent | null> {
+    return this.publishWithin(manager, event);
+  }
+
+  async queueDeliveries(published: (PublishedEvent | null)[]): Promise<void> {
+    for (const event of published) {
+      for (const delivery of event?.deliveries ?? []) await this.queue.enqueue(delivery);
+    }
+  }
+
   private async publishWithin(
     manager: EntityManager,
     event: NotificationEvent,
-  ): Promise<{
-    eventId: string;
-    deliveries: { id: string; attempts: number; nextAttemptAt: Date }[];
-  } | null> {
+  ): Promise<PublishedEvent | null> {
     const now = this.clock.now();
     const [created] = await manager.query<{ id: string }[]>(
       `INSERT INTO notification_events (type, dedupe_key, title, body, payload, created_at)

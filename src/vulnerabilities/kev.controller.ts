@@ -28,14 +28,15 @@ export class KevController {
   @ApiConsumes('application/octet-stream', 'text/csv')
   @ApiBody({ schema: { type: 'string', format: 'binary' } })
   upload(@Body() body: unknown, @Query() query: UploadQuery): Promise<ImportReport> {
-    if (typeof body !== 'string') {
+    const content = Buffer.isBuffer(body) ? body.toString('utf8') : body;
+    if (typeof content !== 'string') {
       throw new DomainError(
         415,
         'REQUEST.UNSUPPORTED_MEDIA_TYPE',
         'Send the catalog file as the raw body with Content-Type text/csv or application/octet-stream',
       );
     }
-    return this.imports.importContent(body, 'upload', {
+    return this.imports.importContent(content, 'upload', {
       allowMassWithdrawal: query.allowMassWithdrawal,
     });
   }

@@ -32,6 +32,10 @@ export interface TestApp {
   users: Record<Role, TestUser>;
   /** Sends a request as the platform admin, as another role's user, or with no credentials. */
   request(options: InjectOptions, as?: Role | 'anonymous'): Promise<LightMyRequestResponse>;
+  /** Creates another signed-in user, for cases that need several holders of one role. */
+  createUser(roles: Role[], extra?: { managerId?: string; name?: string }): Promise<TestUser>;
+  /** Sends a request as a user made by `createUser`. */
+  requestAs(user: TestUser, options: InjectOptions): Promise<LightMyRequestResponse>;
   close(): Promise<void>;
 }
 
@@ -78,6 +82,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
   const users = await createOnePerRole(app, queuePrefix);
   const auth = app.get(AuthService);
   const expiries = new Map<Role, number>();
+  const tokenExpiries = new Map<string, number>();
   // Tests move the clock by months, so a token is renewed whenever the clock passed its expiry.
   const tokenFor = async (role: Role): Promise<string> => {
     const expiry = expiries.get(role);
@@ -107,6 +112,38 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
       if (as !== 'anonymous' && headers.authorization === undefined) {
         headers.authorization = `Bearer ${await tokenFor(as)}`;
       }
+      return app.inject({ ...injectOptions, headers });
+    },
+    createUser: async (roles, extra = {}) => {
+      const email = `${roles.join('-')}.${randomBytes(4).toString('hex')}.${queuePrefix}@test.example`;
+      const user = await app.get(UsersService).create({
+        email,
+        name: extra.name ?? `Test ${roles.join(' ')}`,
+        password: TEST_PASSWORD,
+        roles,
+        managerId: extra.managerId,
+      });
+      return { id: user.id, email, token: '' };
+    },
+    requestAs: async (user, injectOptions) => {
+      if (
+        !user.token ||
+        !tokenExpiries.has(user.id) ||
+        clock.now().getTime() >= (tokenExpiries.get(user.id) ?? 0)
+      ) {
+        const tokens = await auth.signIn(user.email, TEST_PASSWORD);
+        await app
+          .get(DataSource)
+          .query(`UPDATE sessions SET mfa_verified = true WHERE access_token_hash = $1`, [
+            tokenHash(tokens.accessToken),
+          ]);
+        user.token = tokens.accessToken;
+        tokenExpiries.set(user.id, tokens.accessExpiresAt.getTime());
+      }
+      const headers = {
+        ...((injectOptions.headers ?? {}) as Record<string, string>),
+        authorization: `Bearer ${user.token}`,
+      };
       return app.inject({ ...injectOptions, headers });
     },
     close: () => app.close(),
