@@ -77,11 +77,29 @@ export class AddedAccessReviews1764864800000 implements MigrationInterface {
     await queryRunner.query(
       `CREATE INDEX review_items_reviewer_idx ON review_items (reviewer_id, campaign_id)`,
     );
+
+    // A closed campaign's evidence is frozen: once written it may not change.
+    await queryRunner.query(`
+      CREATE FUNCTION review_evidence_frozen() RETURNS trigger
+      LANGUAGE plpgsql AS $$
+      BEGIN
+        IF OLD.evidence IS NOT NULL AND (NEW.evidence IS DISTINCT FROM OLD.evidence
+            OR NEW.evidence_sha256 IS DISTINCT FROM OLD.evidence_sha256) THEN
+          RAISE EXCEPTION 'the evidence of closed review campaign % is frozen', OLD.id
+            USING ERRCODE = 'insufficient_privilege';
+        END IF;
+        RETURN NEW;
+      END
+      $$`);
+    await queryRunner.query(`
+      CREATE TRIGGER review_campaigns_evidence_frozen BEFORE UPDATE ON review_campaigns
+      FOR EACH ROW EXECUTE FUNCTION review_evidence_frozen()`);
   }
 
   async down(queryRunner: QueryRunner): Promise<void> {
     await queryRunner.query(`DROP TABLE review_items`);
     await queryRunner.query(`DROP TABLE review_campaigns`);
+    await queryRunner.query(`DROP FUNCTION review_evidence_frozen()`);
     await queryRunner.query(`DROP TABLE review_policies`);
   }
 }

@@ -31,6 +31,12 @@ export interface Settings {
   evidenceMaxBytes: number;
   /** Cron pattern (UTC) of the sweep that moves approvals near expiry to re-approval due. */
   reapprovalCron: string;
+  /** Cron pattern (UTC) of the job that opens review campaigns whose period has begun. */
+  reviewOpenCron: string;
+  /** Cron pattern (UTC) of the sweep that closes review campaigns past their due date and grace. */
+  reviewCloseCron: string;
+  /** Days to carry out a de-provisioning task opened by a review. */
+  deprovisionSlaDays: number;
   /** Days to fix a known exploited vulnerability, counted from first match, by system criticality. */
   patchSlaDays: Record<'critical' | 'high' | 'medium' | 'low', number>;
   /** Lifetime of an access token, in minutes; a refresh token renews it. */
@@ -114,6 +120,19 @@ export function loadSettings(env: Env = process.env): Settings {
     kevDueDateBinding: reader.boolean('KEV_DUE_DATE_BINDING', false),
     kevMaxBytes: reader.integer('KEV_MAX_BYTES', 50 * 1_048_576, 1024, 1024 * 1_048_576),
     evidenceMaxBytes: reader.integer('EVIDENCE_MAX_BYTES', 10 * 1_048_576, 1, 1024 * 1_048_576),
+    reviewOpenCron: reader.pattern(
+      'REVIEW_OPEN_CRON',
+      '7 * * * *',
+      /^(\S+\s+){4,5}\S+$/,
+      'a cron pattern of five fields (six with seconds) such as "7 * * * *"',
+    ),
+    reviewCloseCron: reader.pattern(
+      'REVIEW_CLOSE_CRON',
+      '*/15 * * * *',
+      /^(\S+\s+){4,5}\S+$/,
+      'a cron pattern of five fields (six with seconds) such as "*/15 * * * *"',
+    ),
+    deprovisionSlaDays: reader.integer('DEPROVISION_SLA_DAYS', 7, 1, 365),
     reapprovalCron: reader.pattern(
       'REAPPROVAL_CRON',
       '23 * * * *',

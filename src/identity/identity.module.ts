@@ -13,6 +13,7 @@ import { ApiTokensService } from './api-tokens.service';
 import { AuthService } from './auth.service';
 import { MfaService } from './mfa.service';
 import { UsersController } from './users.controller';
+import { UserHooks } from './user-hooks';
 import { UsersService } from './users.service';
 
 /** Creates the first platform admin from BOOTSTRAP_ADMIN_EMAIL/PASSWORD when no user exists. */
@@ -68,6 +69,7 @@ export class AdminBootstrap implements OnApplicationBootstrap {
   imports: [AuditModule],
   controllers: [AuthController, UsersController],
   providers: [
+    UserHooks,
     AuthService,
     UsersService,
     MfaService,
@@ -75,6 +77,6 @@ export class AdminBootstrap implements OnApplicationBootstrap {
     AdminBootstrap,
     { provide: APP_GUARD, useClass: AccessGuard },
   ],
-  exports: [AuthService, UsersService, MfaService],
+  exports: [AuthService, UsersService, MfaService, UserHooks],
 })
 export class IdentityModule {}

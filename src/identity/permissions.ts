@@ -35,6 +35,12 @@ export const PERMISSIONS = {
   'approvals.decide': ['platform-admin', 'security-approver', 'system-owner', 'manager'],
   'approvals.override': ['platform-admin'],
   'approvals.policy.write': ['platform-admin'],
+  'reviews.read': EVERYONE,
+  /** Review policies; owners only for their own systems (checked in the service). */
+  'reviews.policy.write': ['platform-admin', 'system-owner'],
+  'reviews.campaign.open': ['platform-admin', 'security-approver', 'system-owner'],
+  /** Deciding and reassigning; the service allows only the item's reviewer or a platform admin. */
+  'reviews.decide': ['platform-admin', 'security-approver', 'system-owner', 'manager', 'requester'],
   self: EVERYONE,
   /** Reachable before a required second factor is enrolled: who am I, enrolment, sign-out. */
   'self.mfa': EVERYONE,
@@ -57,6 +63,8 @@ export const MFA_GATED: readonly Permission[] = [
   'approvals.decide',
   'approvals.override',
   'approvals.policy.write',
+  'reviews.policy.write',
+  'reviews.campaign.open',
 ];
 
 export function allows(permission: Permission, roles: readonly Role[]): boolean {

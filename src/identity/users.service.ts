@@ -16,6 +16,7 @@ import { Page, toPage } from '../common/pagination';
 import { Transactions } from '../common/transactions';
 import { isUniqueViolation } from '../common/unique-violation';
 import { hashPassword } from './passwords';
+import { UserHooks } from './user-hooks';
 import type { Role } from './permissions';
 import { CreateUserDto, DeactivateUserDto, UpdateUserDto, UserListQuery } from './users.dto';
 
@@ -56,6 +57,7 @@ export class UsersService {
     private readonly transactions: Transactions,
     private readonly audit: AuditService,
     private readonly clock: Clock,
+    private readonly hooks: UserHooks,
   ) {}
 
   async list(query: UserListQuery): Promise<Page<UserView>> {
@@ -299,6 +301,7 @@ export class UsersService {
       before,
       after: { ...after, reason },
     });
+    await this.hooks.runDeactivated(manager, id);
   }
 
   private async findByExternalId(
