@@ -54,7 +54,7 @@ export interface Settings {
   corsOrigins: string[];
   /** Sign-in and token requests per minute from one client address, across all instances. */
   authRateLimitPerMinute: number;
-  /** OpenID Connect sign-in; undefined when OIDC_ISSUER_URL is unset. */
+  /** OpenID Connect sign-in settings, undefined when OIDC_ISSUER_URL is unset. */
   oidc: OidcSettings | undefined;
   keys: KeySettings;
 }
@@ -73,7 +73,7 @@ export interface OidcSettings {
   groupsClaim: string;
   /** Roles granted per group value. */
   roleMap: Record<string, Role[]>;
-  /** Role for users whose groups map to no role; undefined rejects them. */
+  /** Role given to users whose groups map to no role. Undefined rejects those users. */
   defaultRole: Role | undefined;
   /** True only for an http issuer on a loopback host, which openid-client otherwise rejects. */
   allowInsecureIssuer: boolean;
@@ -404,7 +404,11 @@ class EnvReader {
     };
   }
 
-  /** Reads comma-separated `group=role` pairs; a group may appear more than once to get several roles. */
+  /**
+   * Reads comma-separated `group=role` pairs. A group may appear more than once to get several
+   * roles, and the last `=` separates group and role.
+   * NOTE: a group value that contains a comma (such as an LDAP DN) cannot be mapped.
+   */
   private roleMap(name: string): Record<string, Role[]> {
     const map: Record<string, Role[]> = {};
     const entries = (this.raw(name) ?? '')

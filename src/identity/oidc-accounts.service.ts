@@ -25,7 +25,8 @@ export interface ProviderIdentity {
 
 /**
  * `amr` values that count as a passed second factor: RFC 8176 `mfa` (several factors) and `otp`
- * (a one-time password). A session without them still needs the local TOTP for MFA-gated routes.
+ * (a one-time password). Without them, a user whose role requires MFA passes the local TOTP at
+ * POST /api/auth/mfa/verify before reaching more than the self.mfa routes.
  */
 export const MFA_AMR_VALUES = ['mfa', 'otp'];
 

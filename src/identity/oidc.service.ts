@@ -62,7 +62,7 @@ export class OidcService {
     @Inject(SETTINGS) private readonly settings: Settings,
   ) {}
 
-  /** Returns the provider's configuration, discovered on first use; a failed discovery is retried. */
+  /** Returns the provider's configuration, discovered on first use. A failed discovery is retried. */
   async providerConfiguration(): Promise<OpenIdClient.Configuration> {
     const settings = this.requireSettings();
     this.configuration ??= this.discover(settings).catch((error: unknown) => {
@@ -166,7 +166,7 @@ export class OidcService {
         undefined,
         authentication,
         {
-          // openid-client rejects plain http; settings allow it only for a loopback issuer.
+          // openid-client rejects plain http, so the settings allow it only for a loopback issuer.
           execute: settings.allowInsecureIssuer ? [client.allowInsecureRequests] : [],
           timeout: PROVIDER_TIMEOUT_SECONDS,
         },
@@ -243,12 +243,18 @@ export class OidcService {
       );
     }
     if (error instanceof client.ClientError) {
-      this.logger.warn({ code: error.code, reason: error.message }, 'Rejected an ID token');
+      // openid-client 6 wraps the detailed oauth4webapi error, whose own cause names the claim.
+      const detail = error.cause instanceof Error ? error.cause : error;
+      const claim = (detail.cause as { claim?: unknown } | undefined)?.claim;
+      this.logger.warn(
+        { code: error.code, claim, reason: detail.message },
+        "Rejected the provider's token response",
+      );
       return new DomainError(
         401,
         'AUTH.OIDC_RESPONSE_INVALID',
-        `The provider's response failed validation: ${error.message}`,
-        { reason: error.code },
+        `The provider's response failed validation: ${detail.message}`,
+        { reason: error.code, claim: typeof claim === 'string' ? claim : undefined },
       );
     }
     this.logger.error({ err: error }, 'The request to the OpenID Connect provider failed');

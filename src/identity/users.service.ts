@@ -325,13 +325,13 @@ export class UsersService {
   ): Promise<UserView> {
     await manager.query(`SELECT 1 FROM users WHERE id = $1 FOR UPDATE`, [id]);
     const before = await this.get(id, manager);
-    const wanted = [...new Set(roles)].sort();
-    if (wanted.join(',') === [...before.roles].sort().join(',')) return before;
+    const nextRoles = [...new Set(roles)].sort();
+    if (nextRoles.join(',') === [...before.roles].sort().join(',')) return before;
 
-    if (before.roles.includes('platform-admin') && !wanted.includes('platform-admin')) {
+    if (before.roles.includes('platform-admin') && !nextRoles.includes('platform-admin')) {
       await assertAnotherAdmin(manager, id);
     }
-    await this.setRoles(manager, id, wanted);
+    await this.setRoles(manager, id, nextRoles);
     await manager.query(`UPDATE users SET updated_at = $2, version = version + 1 WHERE id = $1`, [
       id,
       this.clock.now(),
