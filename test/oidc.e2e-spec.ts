@@ -2,9 +2,10 @@ import type { LightMyRequestResponse } from 'fastify';
 
 import { ConfigurationError, loadSettings } from '../src/config/settings';
 import { OidcService } from '../src/identity/oidc.service';
-import { startTestApp, TestApp } from './support/app';
-import { superuserQuery } from './support/database';
+import { startTestApp, TestApp, testKeyEnv } from './support/app';
+import { createTestDatabase, superuserQuery } from './support/database';
 import { authorizeInBrowser, ProviderAccount, TestProvider } from './support/oidc-provider';
+import { freePort, ServiceProcess } from './support/service-process';
 
 const CLIENT_ID = 'governance';
 const CLIENT_SECRET = 'oidc-client-secret-7c1d9e';
@@ -511,6 +512,59 @@ describe('OpenID Connect turned off', () => {
       const response = await t.request({ method: 'GET', url }, 'anonymous');
       expect(response.statusCode).toBe(404);
       expect(response.json().code).toBe('AUTH.OIDC_DISABLED');
+    }
+  });
+});
+
+describe('OpenID Connect logging', () => {
+  it('keeps the client secret out of the log', async () => {
+    const port = await freePort();
+    const redirectUri = `http://127.0.0.1:${port}/api/auth/oidc/callback`;
+    const provider = await TestProvider.start([
+      { client_id: CLIENT_ID, client_secret: CLIENT_SECRET, redirect_uris: [redirectUri] },
+    ]);
+    const service = new ServiceProcess({
+      PORT: String(port),
+      DATABASE_URL: await createTestDatabase(),
+      QUEUE_PREFIX: `oidc${port}`,
+      LOG_LEVEL: 'trace',
+      ...testKeyEnv(),
+      OIDC_ISSUER_URL: provider.issuer,
+      OIDC_CLIENT_ID: CLIENT_ID,
+      OIDC_CLIENT_SECRET: CLIENT_SECRET,
+      OIDC_REDIRECT_URI: redirectUri,
+      OIDC_SCOPES: 'openid email profile groups',
+      OIDC_ROLE_MAP: 'gov-audit=auditor',
+    });
+    try {
+      await service.waitForStatus(`http://127.0.0.1:${port}/health/live`, 200);
+      provider.addAccount({
+        sub: 'logged-0009',
+        email: 'logged@idp.example',
+        email_verified: true,
+        name: 'Logged',
+        groups: ['gov-audit'],
+      });
+      provider.nextLogin = 'logged-0009';
+
+      const started = await fetch(`http://127.0.0.1:${port}/api/auth/oidc/start`, {
+        redirect: 'manual',
+      });
+      expect(started.status).toBe(302);
+      const cookie = started.headers.getSetCookie()[0].split(';')[0];
+      const callbackUrl = await authorizeInBrowser(started.headers.get('location')!, redirectUri);
+      const signedIn = await fetch(callbackUrl, { headers: { cookie } });
+      expect(signedIn.status).toBe(200);
+      const replayed = await fetch(callbackUrl, { headers: { cookie } });
+      expect(replayed.status).toBe(400);
+
+      await service.waitForLog(/Linked an OpenID Connect identity/);
+      const basicCredentials = Buffer.from(`${CLIENT_ID}:${CLIENT_SECRET}`).toString('base64');
+      expect(service.log).not.toContain(CLIENT_SECRET);
+      expect(service.log).not.toContain(basicCredentials);
+    } finally {
+      await service.stop();
+      await provider.stop();
     }
   });
 });
