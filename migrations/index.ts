@@ -5,6 +5,7 @@ import { AddedNotifications1764864300000 } from './1764864300000-AddedNotificati
 import { AddedMfaAndApiTokens1764864400000 } from './1764864400000-AddedMfaAndApiTokens';
 import { AddedToolApprovals1764864500000 } from './1764864500000-AddedToolApprovals';
 import { AddedAccountsAndGrants1764864600000 } from './1764864600000-AddedAccountsAndGrants';
+import { AddedOpenIdConnect1764864700000 } from './1764864700000-AddedOpenIdConnect';
 import { AddedAccessReviews1764864800000 } from './1764864800000-AddedAccessReviews';
 
 /** Every migration in the order it applies; the data source reads this list, not a glob. */
@@ -16,5 +17,6 @@ export const MIGRATIONS = [
   AddedMfaAndApiTokens1764864400000,
   AddedToolApprovals1764864500000,
   AddedAccountsAndGrants1764864600000,
+  AddedOpenIdConnect1764864700000,
   AddedAccessReviews1764864800000,
 ];

@@ -1,5 +1,7 @@
 import { resolve } from 'node:path';
 
+import { ROLES as USER_ROLES, type Role } from '../identity/permissions';
+
 export type ProcessRole = 'api' | 'worker' | 'both';
 
 /** Start-up settings read once from the environment and validated before anything starts. */
@@ -62,7 +64,29 @@ export interface Settings {
   corsOrigins: string[];
   /** Sign-in and token requests per minute from one client address, across all instances. */
   authRateLimitPerMinute: number;
+  /** OpenID Connect sign-in settings, undefined when OIDC_ISSUER_URL is unset. */
+  oidc: OidcSettings | undefined;
   keys: KeySettings;
+}
+
+/** Relying-party settings for sign-in through an OpenID Connect provider. */
+export interface OidcSettings {
+  /** Issuer identifier; discovery reads `<issuer>/.well-known/openid-configuration`. */
+  issuerUrl: string;
+  clientId: string;
+  /** Undefined for a public client, which then authenticates by PKCE alone. */
+  clientSecret: string | undefined;
+  /** Absolute URL of GET /api/auth/oidc/callback as registered at the provider. */
+  redirectUri: string;
+  scopes: string;
+  /** Claim (ID token or userinfo) whose string or string array lists the user's groups. */
+  groupsClaim: string;
+  /** Roles granted per group value. */
+  roleMap: Record<string, Role[]>;
+  /** Role given to users whose groups map to no role. Undefined rejects those users. */
+  defaultRole: Role | undefined;
+  /** True only for an http issuer on a loopback host, which openid-client otherwise rejects. */
+  allowInsecureIssuer: boolean;
 }
 
 /** Key material as given in the environment (base64); missing keys are filled in by the key store. */
@@ -80,6 +104,21 @@ export class ConfigurationError extends Error {
 }
 
 type Env = Record<string, string | undefined>;
+
+const OIDC_VARIABLES = [
+  'OIDC_CLIENT_ID',
+  'OIDC_CLIENT_SECRET',
+  'OIDC_REDIRECT_URI',
+  'OIDC_SCOPES',
+  'OIDC_GROUPS_CLAIM',
+  'OIDC_ROLE_MAP',
+  'OIDC_DEFAULT_ROLE',
+];
+const LOOPBACK_HOSTS = ['127.0.0.1', '[::1]', 'localhost'];
+
+function isRole(value: string): value is Role {
+  return (USER_ROLES as readonly string[]).includes(value);
+}
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 const ROLES: ProcessRole[] = ['api', 'worker', 'both'];
@@ -171,6 +210,7 @@ export function loadSettings(env: Env = process.env): Settings {
       'a cron pattern of five fields (six with seconds) such as "0 7 * * *"',
     ),
     kevDigestLeadDays: reader.integer('KEV_DIGEST_LEAD_DAYS', 7, 0, 365),
+    oidc: reader.oidc(),
     keys: {
       fingerprintKey: reader.base64Key('FINGERPRINT_KEY'),
       secretsKey: reader.base64Key('SECRETS_KEY'),
@@ -321,6 +361,103 @@ class EnvReader {
       }
     }
     return origins;
+  }
+
+  /**
+   * Reads the OIDC_* variables. They are all optional, but once OIDC_ISSUER_URL is set the client id
+   * and redirect URI must be set too. OIDC_CLIENT_SECRET is never echoed.
+   */
+  oidc(): OidcSettings | undefined {
+    const issuer = this.raw('OIDC_ISSUER_URL');
+    if (issuer === undefined) {
+      const stray = OIDC_VARIABLES.filter((name) => this.raw(name) !== undefined);
+      if (stray.length > 0) {
+        this.problems.push(
+          `${stray.join(', ')} ${stray.length === 1 ? 'is' : 'are'} set but OIDC_ISSUER_URL is not; set it to turn on OpenID Connect sign-in or unset the others`,
+        );
+      }
+      return undefined;
+    }
+    const problemsBefore = this.problems.length;
+
+    const issuerUrl = this.url('OIDC_ISSUER_URL', ['https:', 'http:']);
+    let allowInsecureIssuer = false;
+    if (issuerUrl !== undefined && new URL(issuerUrl).protocol === 'http:') {
+      allowInsecureIssuer = LOOPBACK_HOSTS.includes(new URL(issuerUrl).hostname);
+      if (!allowInsecureIssuer) {
+        this.problems.push(
+          'OIDC_ISSUER_URL must use https: (plain http is accepted only for 127.0.0.1, ::1 and localhost)',
+        );
+      }
+    }
+
+    const clientId = this.raw('OIDC_CLIENT_ID');
+    if (clientId === undefined) {
+      this.problems.push('OIDC_CLIENT_ID must be set when OIDC_ISSUER_URL is set');
+    }
+    const redirectUri = this.url('OIDC_REDIRECT_URI', ['https:', 'http:']);
+    if (redirectUri === undefined && this.raw('OIDC_REDIRECT_URI') === undefined) {
+      this.problems.push(
+        'OIDC_REDIRECT_URI must be set when OIDC_ISSUER_URL is set, e.g. https://governance.example.com/api/auth/oidc/callback',
+      );
+    }
+
+    const scopes = this.string('OIDC_SCOPES', 'openid email profile').split(/\s+/);
+    if (!scopes.includes('openid')) {
+      this.problems.push(`OIDC_SCOPES must include openid (got "${scopes.join(' ')}")`);
+    }
+    const groupsClaim = this.pattern(
+      'OIDC_GROUPS_CLAIM',
+      'groups',
+      /^[A-Za-z0-9_:./-]{1,100}$/,
+      'a claim name of 1-100 letters, digits or _:./-',
+    );
+    const roleMap = this.roleMap('OIDC_ROLE_MAP');
+    const defaultRole = this.raw('OIDC_DEFAULT_ROLE');
+    if (defaultRole !== undefined && !isRole(defaultRole)) {
+      this.problems.push(
+        `OIDC_DEFAULT_ROLE must be one of ${USER_ROLES.join(', ')} (got "${defaultRole}")`,
+      );
+    }
+
+    if (this.problems.length > problemsBefore) return undefined;
+    return {
+      issuerUrl: issuerUrl!,
+      clientId: clientId!,
+      clientSecret: this.raw('OIDC_CLIENT_SECRET'),
+      redirectUri: redirectUri!,
+      scopes: scopes.join(' '),
+      groupsClaim,
+      roleMap,
+      defaultRole: defaultRole as Role | undefined,
+      allowInsecureIssuer,
+    };
+  }
+
+  /**
+   * Reads comma-separated `group=role` pairs. A group may appear more than once to get several
+   * roles, and the last `=` separates group and role.
+   * NOTE: a group value that contains a comma (such as an LDAP DN) cannot be mapped.
+   */
+  private roleMap(name: string): Record<string, Role[]> {
+    const map: Record<string, Role[]> = {};
+    const entries = (this.raw(name) ?? '')
+      .split(',')
+      .map((entry) => entry.trim())
+      .filter((entry) => entry !== '');
+    for (const entry of entries) {
+      const separator = entry.lastIndexOf('=');
+      const group = separator > 0 ? entry.slice(0, separator).trim() : '';
+      const role = separator > 0 ? entry.slice(separator + 1).trim() : '';
+      if (group === '' || !isRole(role)) {
+        this.problems.push(
+          `${name} entry "${entry}" must be group=role with a role from ${USER_ROLES.join(', ')}`,
+        );
+        continue;
+      }
+      map[group] = [...new Set([...(map[group] ?? []), role])];
+    }
+    return map;
   }
 
   /** Reads a 32-byte key in base64 and never echoes it. */

@@ -87,6 +87,25 @@ export class AuthController {
     return this.mfa.confirmEnrolment(signedInUser().id, body.code);
   }
 
+  @Post('mfa/verify')
+  @HttpCode(204)
+  @RequirePermission('self.mfa')
+  @RouteConfig(AUTH_RATE_LIMITED)
+  @ApiOperation({
+    summary: 'Pass the second factor in the current session with a TOTP or recovery code',
+  })
+  verifyMfa(@Body() body: MfaCodeDto): Promise<void> {
+    const context = currentContext();
+    if (context?.channel !== 'session' || !context.sessionId) {
+      throw new DomainError(
+        403,
+        'AUTH.SESSION_REQUIRED',
+        'The second factor is passed in a signed-in session only',
+      );
+    }
+    return this.auth.verifySecondFactor(signedInUser().id, context.sessionId, body.code);
+  }
+
   @Get('tokens')
   @RequirePermission('self')
   @ApiOperation({ summary: 'Your personal API tokens with last use' })

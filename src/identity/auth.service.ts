@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { DataSource } from 'typeorm';
+import { DataSource, EntityManager } from 'typeorm';
 
 import { AuditService } from '../audit/audit.service';
 import { Clock } from '../common/clock';
@@ -113,36 +113,86 @@ export class AuthService {
         `UPDATE users SET failed_sign_ins = 0, locked_until = NULL WHERE id = $1`,
         [user.id],
       );
-      const pair = await this.issue(user.id);
-      await manager.query(
-        `INSERT INTO sessions (id, user_id, access_token_hash, access_expires_at, refresh_token_hash, expires_at,
-                               client_address, created_at, last_used_at, mfa_verified)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)`,
-        [
-          pair.sessionId,
-          user.id,
-          tokenHash(pair.accessToken),
-          pair.accessExpiresAt,
-          tokenHash(pair.refreshToken),
-          pair.sessionExpiresAt,
-          currentContext()?.clientAddress ?? null,
-          now,
-          user.mfa_enrolled,
-        ],
-      );
-      await this.audit.record(manager, {
-        action: 'auth.signed_in',
-        entityType: 'session',
-        entityId: pair.sessionId,
-        before: null,
-        after: {
-          userId: user.id,
-          accessExpiresAt: pair.accessExpiresAt,
-          sessionExpiresAt: pair.sessionExpiresAt,
-        },
+      return this.openSession(manager, user.id, {
+        method: 'password',
+        mfaVerified: user.mfa_enrolled,
       });
-      return { ...pair.tokens, user: await this.loadUser(user.id) };
     });
+  }
+
+  /**
+   * Creates a session for a user who has just proven who they are, inside the caller's transaction,
+   * and audits it there. Password and OpenID Connect sign-in both end here.
+   */
+  async openSession(
+    manager: EntityManager,
+    userId: string,
+    options: { method: 'password' | 'oidc'; mfaVerified: boolean },
+  ): Promise<TokenPair> {
+    const pair = await this.issue(userId);
+    await manager.query(
+      `INSERT INTO sessions (id, user_id, access_token_hash, access_expires_at, refresh_token_hash, expires_at,
+                             client_address, created_at, last_used_at, mfa_verified)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)`,
+      [
+        pair.sessionId,
+        userId,
+        tokenHash(pair.accessToken),
+        pair.accessExpiresAt,
+        tokenHash(pair.refreshToken),
+        pair.sessionExpiresAt,
+        currentContext()?.clientAddress ?? null,
+        this.clock.now(),
+        options.mfaVerified,
+      ],
+    );
+    await this.audit.record(manager, {
+      action: 'auth.signed_in',
+      entityType: 'session',
+      entityId: pair.sessionId,
+      before: null,
+      after: {
+        userId,
+        method: options.method,
+        mfaVerified: options.mfaVerified,
+        accessExpiresAt: pair.accessExpiresAt,
+        sessionExpiresAt: pair.sessionExpiresAt,
+      },
+    });
+    return { ...pair.tokens, user: await this.loadUser(userId, manager) };
+  }
+
+  /**
+   * Marks the current session as having passed the second factor after a TOTP or recovery code.
+   * Sessions from OpenID Connect sign-in need it when the provider reported no second factor.
+   */
+  async verifySecondFactor(userId: string, sessionId: string, code: string): Promise<void> {
+    if (!(await this.mfa.isEnrolled(userId))) {
+      throw new DomainError(
+        409,
+        'MFA.NOT_ENROLLED',
+        'No authenticator is enrolled; enrol one at POST /api/auth/mfa/totp',
+      );
+    }
+    const accepted = await this.transactions.run(async (manager) => {
+      if (!(await this.mfa.verify(manager, userId, code))) return false;
+      await manager.query(`UPDATE sessions SET mfa_verified = true WHERE id = $1`, [sessionId]);
+      await this.audit.record(manager, {
+        action: 'auth.mfa_verified',
+        entityType: 'session',
+        entityId: sessionId,
+        before: { mfaVerified: false },
+        after: { mfaVerified: true },
+      });
+      return true;
+    });
+    if (!accepted) {
+      throw new DomainError(
+        401,
+        'AUTH.MFA_CODE_INVALID',
+        'The code is wrong, expired or already used',
+      );
+    }
   }
 
   /** Swaps a refresh token for a new pair; the old refresh token stops working (rotation). */
@@ -218,8 +268,11 @@ export class AuthService {
     };
   }
 
-  private async loadUser(id: string): Promise<CurrentUser> {
-    const [user] = await this.dataSource.query<CurrentUser[]>(
+  private async loadUser(
+    id: string,
+    manager: EntityManager = this.dataSource.manager,
+  ): Promise<CurrentUser> {
+    const [user] = await manager.query<CurrentUser[]>(
       `SELECT u.id, u.email,
               COALESCE((SELECT array_agg(r.role ORDER BY r.role) FROM user_roles r WHERE r.user_id = u.id), '{}') AS roles
          FROM users u WHERE u.id = $1`,

@@ -12,6 +12,9 @@ import { AuthController } from './auth.controller';
 import { ApiTokensService } from './api-tokens.service';
 import { AuthService } from './auth.service';
 import { MfaService } from './mfa.service';
+import { OidcAccountsService } from './oidc-accounts.service';
+import { OidcController } from './oidc.controller';
+import { OidcService } from './oidc.service';
 import { UsersController } from './users.controller';
 import { UserHooks } from './user-hooks';
 import { UsersService } from './users.service';
@@ -67,13 +70,15 @@ export class AdminBootstrap implements OnApplicationBootstrap {
 
 @Module({
   imports: [AuditModule],
-  controllers: [AuthController, UsersController],
+  controllers: [AuthController, OidcController, UsersController],
   providers: [
     UserHooks,
     AuthService,
     UsersService,
     MfaService,
     ApiTokensService,
+    OidcService,
+    OidcAccountsService,
     AdminBootstrap,
     { provide: APP_GUARD, useClass: AccessGuard },
   ],

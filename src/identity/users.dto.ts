@@ -13,6 +13,7 @@ import {
   IsUUID,
   Length,
   Max,
+  Matches,
   MaxLength,
   Min,
 } from 'class-validator';
@@ -126,6 +127,21 @@ export class MfaCodeDto {
   @IsString()
   @Length(6, 20)
   code!: string;
+}
+
+export class OidcStartQuery {
+  @ApiPropertyOptional({
+    example: '/systems',
+    description: 'Relative path handed back by the callback, for the client to continue at',
+  })
+  @IsOptional()
+  @IsString()
+  @MaxLength(2000)
+  // One leading slash only, because browsers read "//host" and "/\host" as another site.
+  @Matches(/^\/(?![/\\])[^\s\\]*$/, {
+    message: 'returnTo must be a relative path starting with one "/", such as /systems',
+  })
+  returnTo?: string;
 }
 
 export class CreateApiTokenDto {

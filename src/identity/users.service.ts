@@ -315,6 +315,41 @@ export class UsersService {
     return row?.id ?? null;
   }
 
+  /**
+   * Replaces a user's roles with roles decided outside this service (the OpenID Connect group
+   * mapping), inside the caller's transaction. Does nothing when they are already equal, and keeps
+   * the last active platform admin like a manual update does.
+   */
+  async syncRoles(
+    manager: EntityManager,
+    id: string,
+    roles: Role[],
+    source: string,
+  ): Promise<UserView> {
+    await manager.query(`SELECT 1 FROM users WHERE id = $1 FOR UPDATE`, [id]);
+    const before = await this.get(id, manager);
+    const nextRoles = [...new Set(roles)].sort();
+    if (nextRoles.join(',') === [...before.roles].sort().join(',')) return before;
+
+    if (before.roles.includes('platform-admin') && !nextRoles.includes('platform-admin')) {
+      await assertAnotherAdmin(manager, id);
+    }
+    await this.setRoles(manager, id, nextRoles);
+    await manager.query(`UPDATE users SET updated_at = $2, version = version + 1 WHERE id = $1`, [
+      id,
+      this.clock.now(),
+    ]);
+    const after = await this.get(id, manager);
+    await this.audit.record(manager, {
+      action: 'user.roles_synced',
+      entityType: 'user',
+      entityId: id,
+      before,
+      after: { ...after, source },
+    });
+    return after;
+  }
+
   private async lock(manager: EntityManager, id: string, version: number): Promise<UserView> {
     const locked = await manager.query<{ version: number }[]>(
       `SELECT version FROM users WHERE id = $1 FOR UPDATE`,
