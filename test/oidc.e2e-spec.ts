@@ -344,7 +344,7 @@ describe('OpenID Connect sign-in', () => {
     try {
       response = await callback(callbackUrl, started.cookie);
     } finally {
-      configuration[client.customFetch] = undefined;
+      delete configuration[client.customFetch];
     }
 
     expect(response.statusCode).toBe(401);

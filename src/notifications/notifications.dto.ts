@@ -26,6 +26,7 @@ export const EVENT_TYPES = [
   'tool-request.rejected',
   'tool-request.changes-requested',
   'tool-request.reapproval-due',
+  'review.campaign-undecided',
 ] as const;
 export const DELIVERY_STATUSES = [
   'pending',

@@ -3,12 +3,7 @@ import { DataSource, EntityManager } from 'typeorm';
 
 import { AuditService } from '../audit/audit.service';
 import { Clock } from '../common/clock';
-import {
-  DomainError,
-  NotFoundError,
-  RuleViolationError,
-  StaleVersionError,
-} from '../common/errors';
+import { NotFoundError, RuleViolationError, StaleVersionError } from '../common/errors';
 import { assertMayActOnSystem } from '../common/ownership';
 import { Page, toPage } from '../common/pagination';
 import { Transactions } from '../common/transactions';
@@ -456,7 +451,7 @@ export class CampaignsService {
             last_seen_at, status)
          SELECT 'review-undecided', $2, i.account_id, jsonb_build_object('campaignId', $1::text),
                 $3, $3, 'open'
-           FROM review_items i WHERE i.campaign_id = $1 AND i.outcome = 'kept-flagged'
+           FROM review_items i WHERE i.campaign_id = $1::uuid AND i.outcome = 'kept-flagged'
          ON CONFLICT (type, system_id, account_id)
            DO UPDATE SET last_seen_at = EXCLUDED.last_seen_at, details = EXCLUDED.details,
                          status = 'open', resolved_at = NULL
