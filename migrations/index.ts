@@ -4,6 +4,7 @@ import { AddedUsersAndSessions1764864200000 } from './1764864200000-AddedUsersAn
 import { AddedNotifications1764864300000 } from './1764864300000-AddedNotifications';
 import { AddedMfaAndApiTokens1764864400000 } from './1764864400000-AddedMfaAndApiTokens';
 import { AddedToolApprovals1764864500000 } from './1764864500000-AddedToolApprovals';
+import { AddedAccountsAndGrants1764864600000 } from './1764864600000-AddedAccountsAndGrants';
 
 /** Every migration in the order it applies; the data source reads this list, not a glob. */
 export const MIGRATIONS = [
@@ -13,4 +14,5 @@ export const MIGRATIONS = [
   AddedNotifications1764864300000,
   AddedMfaAndApiTokens1764864400000,
   AddedToolApprovals1764864500000,
+  AddedAccountsAndGrants1764864600000,
 ];
