@@ -3,6 +3,7 @@ import { APP_FILTER, DiscoveryModule } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { LoggerModule } from 'nestjs-pino';
 
+import { AccessModule } from './access/access.module';
 import { AuditModule } from './audit/audit.module';
 import { CatalogModule } from './catalog/catalog.module';
 import { Clock, SystemClock } from './common/clock';
@@ -26,6 +27,7 @@ export const REDACTED_PATHS = [
   'res.headers["set-cookie"]',
   '*.password',
   '*.secret',
+  '*.credentialSecret',
   '*.token',
   '*.accessToken',
   '*.refreshToken',
@@ -83,6 +85,7 @@ export class AppModule implements NestModule {
         VulnerabilitiesModule,
         DemoModule,
         NotificationsModule,
+        AccessModule,
       ],
       providers: [{ provide: APP_FILTER, useClass: ErrorFilter }],
     };

@@ -130,8 +130,12 @@ async function registerHardening(app: NestFastifyApplication, runtime: Runtime):
     });
 }
 
-/** Routes that take a raw file body (CSV or a KEV catalog); every other body must be JSON. */
-const UPLOAD_ROUTES = ['/api/kev/imports/upload', '/api/users/import'];
+/** Routes that take a raw file body (CSV, a KEV catalog); every other body must be JSON. */
+const UPLOAD_ROUTES = [
+  '/api/kev/imports/upload',
+  '/api/users/import',
+  '/api/systems/:id/account-imports',
+];
 
 function assertJsonUnlessUpload(
   route: string | undefined,

@@ -27,6 +27,14 @@ export const PERMISSIONS = {
   'users.read': ['platform-admin', 'auditor', 'manager', 'security-approver'],
   'users.write': ['platform-admin'],
   'notifications.admin': ['platform-admin'],
+  'access.read': EVERYONE,
+  'access.request': ['platform-admin', 'security-approver', 'system-owner', 'manager', 'requester'],
+  'access.approve': ['platform-admin', 'security-approver', 'system-owner', 'manager'],
+  'access.provision': ['platform-admin', 'system-owner'],
+  'access.revoke': ['platform-admin', 'security-approver', 'system-owner'],
+  'access.import': ['platform-admin', 'security-approver', 'system-owner'],
+  'access.transfer': ['platform-admin', 'security-approver'],
+  'access.findings.accept': ['security-approver'],
   self: EVERYONE,
   /** Reachable before a required second factor is enrolled: who am I, enrolment, sign-out. */
   'self.mfa': EVERYONE,
@@ -46,6 +54,12 @@ export const MFA_GATED: readonly Permission[] = [
   'findings.write',
   'users.write',
   'notifications.admin',
+  'access.approve',
+  'access.provision',
+  'access.revoke',
+  'access.import',
+  'access.transfer',
+  'access.findings.accept',
 ];
 
 export function allows(permission: Permission, roles: readonly Role[]): boolean {
