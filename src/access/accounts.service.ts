@@ -274,7 +274,7 @@ export class AccountsService {
       );
       for (const row of rows) {
         const view = toAccountView(row);
-        yield `${columns.map((column) => csvCell(view[column])).join(',')}\n`;
+        yield `${columns.map((column) => csvCell(view[column] as string | Date | null)).join(',')}\n`;
       }
       if (rows.length < pageSize) return;
     }
@@ -399,7 +399,7 @@ export class AccountsService {
   }
 }
 
-/** Requires exactly one of a secret and the cannot-be-checked flag, as a 400 naming both fields. */
+/** Rejects a secret given together with the cannot-be-checked flag, with a 400 naming both fields. */
 export function assertOneCredentialForm(
   secret: string | undefined,
   cannotBeChecked: boolean | undefined,
@@ -423,7 +423,7 @@ export function assertOneCredentialForm(
 }
 
 /** Formats one CSV cell per RFC 4180, and defuses cells a spreadsheet would run as formulas. */
-export function csvCell(value: unknown): string {
+export function csvCell(value: string | number | Date | null | undefined): string {
   if (value === null || value === undefined) return '';
   let text = value instanceof Date ? value.toISOString() : String(value);
   if (/^[=+\-@\t\r]/.test(text)) text = `'${text}`;
