@@ -95,7 +95,7 @@ export class AddedAccountsAndGrants1764864600000 implements MigrationInterface {
         version integer NOT NULL DEFAULT 1,
         CHECK (owner_approved_by IS DISTINCT FROM requester_id),
         CHECK (security_approved_by IS DISTINCT FROM requester_id),
-        CHECK (security_approved_by IS DISTINCT FROM owner_approved_by),
+        CHECK (security_approved_by IS NULL OR security_approved_by <> owner_approved_by),
         CHECK (holder_type <> 'user' OR holder_user_id IS NOT NULL),
         CHECK (holder_type <> 'provider' OR (provider_id IS NOT NULL AND sponsor_user_id IS NOT NULL))
       )`);

@@ -4,6 +4,7 @@ import { TypeOrmModule } from '@nestjs/typeorm';
 import { LoggerModule } from 'nestjs-pino';
 
 import { ApprovalsModule } from './approvals/approvals.module';
+import { AccessModule } from './access/access.module';
 import { AuditModule } from './audit/audit.module';
 import { CatalogModule } from './catalog/catalog.module';
 import { Clock, SystemClock } from './common/clock';
@@ -28,6 +29,7 @@ export const REDACTED_PATHS = [
   'res.headers["set-cookie"]',
   '*.password',
   '*.secret',
+  '*.credentialSecret',
   '*.token',
   '*.accessToken',
   '*.refreshToken',
@@ -87,6 +89,7 @@ export class AppModule implements NestModule {
         NotificationsModule,
         ApprovalsModule,
         ReviewsModule,
+        AccessModule,
       ],
       providers: [{ provide: APP_FILTER, useClass: ErrorFilter }],
     };

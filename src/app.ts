@@ -160,7 +160,12 @@ async function registerHardening(app: NestFastifyApplication, runtime: Runtime):
 }
 
 /** Routes that take a raw file body (CSV or a KEV catalog); every other body must be JSON. */
-const UPLOAD_ROUTES = ['/api/kev/imports/upload', '/api/users/import', '/api/evidence'];
+const UPLOAD_ROUTES = [
+  '/api/kev/imports/upload',
+  '/api/users/import',
+  '/api/systems/:id/account-imports',
+  '/api/evidence',
+];
 
 function assertJsonUnlessUpload(
   route: string | undefined,

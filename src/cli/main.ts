@@ -1,5 +1,6 @@
 import 'reflect-metadata';
 
+import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -7,6 +8,8 @@ import { parseArgs } from 'node:util';
 import { NestFactory } from '@nestjs/core';
 import pino from 'pino';
 
+import { AccountImportService } from '../access/account-import.service';
+import { IMPORT_PRESETS, ImportPreset } from '../access/access.dto';
 import { AppModule } from '../app.module';
 import { prepareRuntime } from '../bootstrap';
 import { runWithContext } from '../common/request-context';
@@ -23,10 +26,12 @@ Commands:
   seed                 Seed the demo organisation and bundled KEV catalog into an empty database
   kev-import <source>  Import a KEV catalog from a file path or an http(s) URL (JSON or CSV form)
   create-admin         Create a platform admin (e-mail and name as options, password on stdin)
+  account-import       Import a system's accounts from a CSV export (see account-import --help)
 
 Options:
   --allow-mass-withdrawal  (kev-import) accept a catalog that withdraws over 20% of active entries
   --email, --name          (create-admin) the new admin's e-mail address and display name
+  --system, --file, --preset, --mode, --mapping, --allow-partial-errors  (account-import)
   -h, --help               Show help for a command
 
 The database is DATABASE_URL, or the embedded PostgreSQL under DATA_DIR when it is unset.`;
@@ -43,6 +48,13 @@ newer one adds, updates and withdraws entries. A malformed file leaves the store
   'create-admin': `Usage: echo "$PASSWORD" | npm run cli -- create-admin --email a@example.com --name "A Admin"
 Creates a user with the platform-admin role. The password (at least 12 characters) is read from
 standard input so it never appears in the process list or shell history.`,
+  'account-import': `Usage: npm run cli -- account-import --system <system id> --file <path.csv>
+         --preset aws-iam-credential-report|generic [--mode full|partial]
+         [--mapping externalId:login,name:display,privilege:role,mfa:mfa,lastUsed:last_login,enabled:active]
+         [--allow-partial-errors]
+Imports a system's accounts and reconciles the inventory. --mode full (the default) marks accounts
+absent from the file removed; partial leaves them. Any invalid row rejects the whole file unless
+--allow-partial-errors is given. Prints progress every 10,000 rows.`,
 };
 
 async function readStdin(): Promise<string> {
@@ -62,6 +74,12 @@ async function main(argv: string[]): Promise<number> {
       'allow-mass-withdrawal': { type: 'boolean' },
       email: { type: 'string' },
       name: { type: 'string' },
+      system: { type: 'string' },
+      file: { type: 'string' },
+      preset: { type: 'string' },
+      mode: { type: 'string' },
+      mapping: { type: 'string' },
+      'allow-partial-errors': { type: 'boolean' },
     },
   });
   const [command, ...rest] = positionals;
@@ -142,6 +160,39 @@ async function main(argv: string[]): Promise<number> {
         return 0;
       }
 
+      if (command === 'account-import') {
+        const preset = values.preset as ImportPreset;
+        const mode = values.mode ?? 'full';
+        if (!values.system || !values.file || !IMPORT_PRESETS.includes(preset)) {
+          process.stderr.write(
+            `account-import needs --system, --file and --preset\n${HELP['account-import']}\n`,
+          );
+          return 2;
+        }
+        if (mode !== 'full' && mode !== 'partial') {
+          process.stderr.write(`--mode must be full or partial (got ${mode})\n`);
+          return 2;
+        }
+        const report = await context
+          .get(AccountImportService)
+          .importAccounts(values.system, createReadStream(values.file), {
+            preset,
+            mode,
+            mapping: values.mapping,
+            allowPartialErrors: values['allow-partial-errors'] ?? false,
+            source: `file ${values.file}`,
+            progress,
+          });
+        for (const row of report.rows.filter((result) => result.outcome === 'rejected')) {
+          progress(`  line ${row.line} rejected: ${row.reason}`);
+        }
+        progress(
+          `Imported ${report.rowsRead} rows: ${report.created} created, ${report.updated} updated, ` +
+            `${report.unchanged} unchanged, ${report.rejected} rejected, ${report.removed} removed`,
+        );
+        return 0;
+      }
+
       const source = rest[0];
       const imports = context.get(KevImportService);
       const options = { allowMassWithdrawal: values['allow-mass-withdrawal'] ?? false, progress };
@@ -163,10 +214,20 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2))
   .then((code) => process.exit(code))
   .catch((error: unknown) => {
-    const details = (error as { details?: { problems?: { message: string }[] } }).details;
+    const details = (
+      error as {
+        details?: {
+          problems?: { message: string }[];
+          rejected?: { line: number; reason: string }[];
+        };
+      }
+    ).details;
     process.stderr.write(`Failed: ${error instanceof Error ? error.message : String(error)}\n`);
     for (const problem of details?.problems ?? []) {
       process.stderr.write(`  - ${problem.message}\n`);
+    }
+    for (const row of details?.rejected ?? []) {
+      process.stderr.write(`  - line ${row.line}: ${row.reason}\n`);
     }
     process.exit(1);
   });

@@ -41,6 +41,14 @@ export const PERMISSIONS = {
   'reviews.campaign.open': ['platform-admin', 'security-approver', 'system-owner'],
   /** Deciding and reassigning; the service allows only the item's reviewer or a platform admin. */
   'reviews.decide': ['platform-admin', 'security-approver', 'system-owner', 'manager', 'requester'],
+  'access.read': EVERYONE,
+  'access.request': ['platform-admin', 'security-approver', 'system-owner', 'manager', 'requester'],
+  'access.approve': ['platform-admin', 'security-approver', 'system-owner', 'manager'],
+  'access.provision': ['platform-admin', 'system-owner'],
+  'access.revoke': ['platform-admin', 'security-approver', 'system-owner'],
+  'access.import': ['platform-admin', 'security-approver', 'system-owner'],
+  'access.transfer': ['platform-admin', 'security-approver'],
+  'access.findings.accept': ['security-approver'],
   self: EVERYONE,
   /** Reachable before a required second factor is enrolled: who am I, enrolment, sign-out. */
   'self.mfa': EVERYONE,
@@ -65,6 +73,12 @@ export const MFA_GATED: readonly Permission[] = [
   'approvals.policy.write',
   'reviews.policy.write',
   'reviews.campaign.open',
+  'access.approve',
+  'access.provision',
+  'access.revoke',
+  'access.import',
+  'access.transfer',
+  'access.findings.accept',
 ];
 
 export function allows(permission: Permission, roles: readonly Role[]): boolean {
