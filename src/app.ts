@@ -52,11 +52,16 @@ export async function buildApp(
     .getHttpAdapter()
     .getInstance()
     .addContentTypeParser(
-      ['application/octet-stream', '*'],
-      {
-        parseAs: 'buffer',
-        bodyLimit: Math.max(runtime.settings.kevMaxBytes, runtime.settings.evidenceMaxBytes),
-      },
+      'application/octet-stream',
+      { parseAs: 'buffer', bodyLimit: runtime.settings.kevMaxBytes },
+      (_request, body, done) => done(null, body),
+    );
+  app
+    .getHttpAdapter()
+    .getInstance()
+    .addContentTypeParser(
+      '*',
+      { parseAs: 'buffer', bodyLimit: runtime.settings.evidenceMaxBytes },
       (_request, body, done) => done(null, body),
     );
   app

@@ -344,7 +344,8 @@ describe('OpenID Connect sign-in', () => {
     try {
       response = await callback(callbackUrl, started.cookie);
     } finally {
-      delete configuration[client.customFetch];
+      // The property is an accessor of the configuration class, so it is reset, not deleted.
+      (configuration as unknown as Record<symbol, unknown>)[client.customFetch] = undefined;
     }
 
     expect(response.statusCode).toBe(401);
