@@ -6,6 +6,7 @@ import { AddedMfaAndApiTokens1764864400000 } from './1764864400000-AddedMfaAndAp
 import { AddedToolApprovals1764864500000 } from './1764864500000-AddedToolApprovals';
 import { AddedAccountsAndGrants1764864600000 } from './1764864600000-AddedAccountsAndGrants';
 import { AddedAccessReviews1764864800000 } from './1764864800000-AddedAccessReviews';
+import { AddedReviewReminders1764864900000 } from './1764864900000-AddedReviewReminders';
 
 /** Every migration in the order it applies; the data source reads this list, not a glob. */
 export const MIGRATIONS = [
@@ -17,4 +18,5 @@ export const MIGRATIONS = [
   AddedToolApprovals1764864500000,
   AddedAccountsAndGrants1764864600000,
   AddedAccessReviews1764864800000,
+  AddedReviewReminders1764864900000,
 ];
