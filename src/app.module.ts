@@ -16,6 +16,7 @@ import { DemoModule } from './demo/demo.module';
 import { HealthModule } from './health/health.module';
 import { IdentityModule } from './identity/identity.module';
 import { NotificationsModule } from './notifications/notifications.module';
+import { ReviewRemindersModule } from './reviews/reminders/review-reminders.module';
 import { SchedulingModule } from './scheduling/scheduling.module';
 import { VulnerabilitiesModule } from './vulnerabilities/vulnerabilities.module';
 
@@ -85,6 +86,7 @@ export class AppModule implements NestModule {
         DemoModule,
         NotificationsModule,
         ApprovalsModule,
+        ReviewRemindersModule,
       ],
       providers: [{ provide: APP_FILTER, useClass: ErrorFilter }],
     };

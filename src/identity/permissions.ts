@@ -35,6 +35,8 @@ export const PERMISSIONS = {
   'approvals.decide': ['platform-admin', 'security-approver', 'system-owner', 'manager'],
   'approvals.override': ['platform-admin'],
   'approvals.policy.write': ['platform-admin'],
+  /** Reading what reminders a review campaign sent; the service limits owners to their systems. */
+  'reviews.reminders.read': ['platform-admin', 'security-approver', 'system-owner', 'auditor'],
   self: EVERYONE,
   /** Reachable before a required second factor is enrolled: who am I, enrolment, sign-out. */
   'self.mfa': EVERYONE,

@@ -26,6 +26,8 @@ export const EVENT_TYPES = [
   'tool-request.rejected',
   'tool-request.changes-requested',
   'tool-request.reapproval-due',
+  'review.reminder',
+  'review.escalation',
 ] as const;
 export const DELIVERY_STATUSES = [
   'pending',

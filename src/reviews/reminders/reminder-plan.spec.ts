@@ -77,7 +77,13 @@ describe('planDigests', () => {
   const steps = reminderSteps(PLAN, due, closes);
 
   it('plans every future step at its slot', () => {
-    const planned = planDigests(steps, DAILY_UTC, new Date('2025-05-01T00:00:00Z'), closes, new Set());
+    const planned = planDigests(
+      steps,
+      DAILY_UTC,
+      new Date('2025-05-01T00:00:00Z'),
+      closes,
+      new Set(),
+    );
     expect(planned.map((digest) => `${digest.step}@${digest.runAt.toISOString()}`)).toEqual([
       'b7@2025-05-04T09:00:00.000Z',
       'b3@2025-05-08T09:00:00.000Z',
