@@ -261,7 +261,7 @@ describe('review reminders', () => {
     const databaseUrl = await createTestDatabase();
     const prefix = `rr${randomBytes(4).toString('hex')}`;
     const clock = new ManualClock('2025-06-01T00:00:00Z');
-    let snapshot: string[] = [];
+    let snapshot: string[];
     const first = await start({ databaseUrl, prefix, clock });
     try {
       const fixture = await createReviewFixture(first.t);
@@ -357,9 +357,9 @@ describe('review reminders', () => {
     const prefix = `rr${randomBytes(4).toString('hex')}`;
     const clock = new ManualClock('2025-06-01T00:00:00Z');
     const warn = jest.spyOn(Logger.prototype, 'warn');
-    let snapshot: string[] = [];
-    let campaignId = '';
-    let security = '';
+    let snapshot: string[];
+    let campaignId: string;
+    let security: string;
     const first = await start({ databaseUrl, prefix, clock });
     try {
       expect(await first.reminders.maxmemoryPolicy()).toBe('allkeys-lru');

@@ -122,18 +122,18 @@ export class ReminderQueue {
     const redis = this.scheduler.connection();
     const now = this.clock.now().getTime();
     const ids = (await redis.zrange(queue.toKey('delayed'), 0, -1)).filter(isReminderJobId);
-    const due: Job[] = [];
+    const due: { job: Job; runAt: number }[] = [];
     for (const id of ids) {
       const job = await Job.fromId(queue, id);
       const runAt = Date.parse((job?.data as { runAt?: string } | undefined)?.runAt ?? '');
-      if (job && runAt <= now) due.push(job);
+      if (job && runAt <= now) due.push({ job, runAt });
     }
-    due.sort((a, b) => Date.parse(a.data.runAt) - Date.parse(b.data.runAt));
-    for (const job of due) {
+    due.sort((a, b) => a.runAt - b.runAt);
+    for (const { job } of due) {
       await job.promote();
       await this.waitUntilFinished(queue, job.id!);
     }
-    return due.map((job) => job.id!);
+    return due.map(({ job }) => job.id!);
   }
 
   private async waitUntilFinished(queue: Queue, id: string): Promise<void> {
