@@ -1,7 +1,8 @@
 import { auditAppend } from './audit-append/audit-append.bench';
 import type { Benchmark } from './benchmark';
 import { kevImport } from './kev-import/kev-import.bench';
+import { reviewReminders } from './review-reminders/review-reminders.bench';
 import { systemsList } from './systems-list/systems-list.bench';
 
 /** Every benchmark that `npm run bench` can run, in the order it runs them. Add new ones here. */
-export const BENCHMARKS: Benchmark[] = [systemsList, kevImport, auditAppend];
+export const BENCHMARKS: Benchmark[] = [systemsList, kevImport, auditAppend, reviewReminders];

@@ -20,8 +20,8 @@ const HOUR = 3_600_000;
 const WEEKLY_PLAN = { stepsDays: [28, 21, 14, 7, 1], overdueCadenceDays: 7, escalationDays: [60] };
 
 /*
- * Delayed jobs follow BullMQ's wall clock, so these tests fire them with ReviewReminders.runDue():
- * it promotes the delayed jobs whose runAt has come by the manual clock and waits for the app's
+ * Delayed jobs follow BullMQ's wall clock, so these tests fire them with ReviewReminders.runDue().
+ * It promotes the delayed jobs whose runAt has come by the manual clock and waits for the app's
  * own worker to finish them, the same path a job takes in production.
  */
 describe('review reminders', () => {
@@ -280,7 +280,7 @@ describe('review reminders', () => {
       await first.t.close();
     }
     // Defaults: steps 7, 3, 1 daily at 09:00 and overdue every 2 days, so b7, b3, b1, o1, o2, o3
-    // per reviewer; escalation levels after 3 and 7 days per item.
+    // per reviewer, and escalation levels after 3 and 7 days per item.
     expect(snapshot.filter((id) => id.startsWith('rr-'))).toHaveLength(2 * 6);
     expect(snapshot.filter((id) => id.startsWith('re-'))).toHaveLength(3 * 2);
 

@@ -9,7 +9,7 @@ import { DesiredJob, isReminderJobId, REVIEW_REMINDERS_QUEUE } from './reminder-
 const CHUNK = 1000;
 /** Ids named in one log line about jobs kept as they were. */
 const LOGGED_IDS = 5;
-/** Longest wait for the worker to finish one promoted job in runDue(), in milliseconds. */
+/** Maximum wait for the worker to finish one promoted job in runDue(), in milliseconds. */
 const RUN_DUE_WAIT_MS = 15_000;
 
 /**
@@ -33,7 +33,7 @@ export class ReminderQueue {
   /**
    * Adds every job not in Redis yet. A job still waiting or delayed is kept. A job that already
    * finished (completed or failed, and kept by BullMQ) would make a new add a silent no-op, so it
-   * is logged, removed and added again; its processor then re-checks PostgreSQL's unique rows.
+   * is logged, removed and added again. Its processor then re-checks PostgreSQL's unique rows.
    */
   async ensure(jobs: DesiredJob[]): Promise<{ created: number; kept: number }> {
     const queue = this.queue();
