@@ -2,6 +2,7 @@ import { accountImport } from './account-import/account-import.bench';
 import { auditAppend } from './audit-append/audit-append.bench';
 import type { Benchmark } from './benchmark';
 import { kevImport } from './kev-import/kev-import.bench';
+import { reviewReminders } from './review-reminders/review-reminders.bench';
 import { reviewCampaign } from './review-campaign/review-campaign.bench';
 import { systemsList } from './systems-list/systems-list.bench';
 
@@ -12,4 +13,5 @@ export const BENCHMARKS: Benchmark[] = [
   auditAppend,
   accountImport,
   reviewCampaign,
+  reviewReminders,
 ];

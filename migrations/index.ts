@@ -7,6 +7,7 @@ import { AddedToolApprovals1764864500000 } from './1764864500000-AddedToolApprov
 import { AddedAccountsAndGrants1764864600000 } from './1764864600000-AddedAccountsAndGrants';
 import { AddedOpenIdConnect1764864700000 } from './1764864700000-AddedOpenIdConnect';
 import { AddedAccessReviews1764864800000 } from './1764864800000-AddedAccessReviews';
+import { AddedReviewReminders1764864900000 } from './1764864900000-AddedReviewReminders';
 
 /** Every migration in the order it applies; the data source reads this list, not a glob. */
 export const MIGRATIONS = [
@@ -19,4 +20,5 @@ export const MIGRATIONS = [
   AddedAccountsAndGrants1764864600000,
   AddedOpenIdConnect1764864700000,
   AddedAccessReviews1764864800000,
+  AddedReviewReminders1764864900000,
 ];

@@ -18,6 +18,7 @@ import { HealthModule } from './health/health.module';
 import { IdentityModule } from './identity/identity.module';
 import { NotificationsModule } from './notifications/notifications.module';
 import { ReviewsModule } from './reviews/reviews.module';
+import { ReviewRemindersModule } from './reviews/reminders/review-reminders.module';
 import { SchedulingModule } from './scheduling/scheduling.module';
 import { VulnerabilitiesModule } from './vulnerabilities/vulnerabilities.module';
 
@@ -90,6 +91,7 @@ export class AppModule implements NestModule {
         ApprovalsModule,
         ReviewsModule,
         AccessModule,
+        ReviewRemindersModule,
       ],
       providers: [{ provide: APP_FILTER, useClass: ErrorFilter }],
     };

@@ -58,6 +58,8 @@ export interface Settings {
   kevDigestCron: string;
   /** Findings due within this many days go into the digest. */
   kevDigestLeadDays: number;
+  /** Review reminders, used for policies and users that have no plan or schedule of their own. */
+  reviewReminders: ReviewReminderSettings;
   /** Roles whose holders must sign in with a second factor. */
   mfaRequiredRoles: string[];
   /** Origins allowed to call the API from a browser; empty allows none. */
@@ -87,6 +89,21 @@ export interface OidcSettings {
   defaultRole: Role | undefined;
   /** True only for an http issuer on a loopback host, which openid-client otherwise rejects. */
   allowInsecureIssuer: boolean;
+}
+
+export interface ReviewReminderSettings {
+  /** Days before a campaign's due date at which each reviewer gets a digest, such as [7, 3, 1]. */
+  stepsDays: number[];
+  /** Days between digests once the due date has passed, until the campaign closes. */
+  overdueCadenceDays: number;
+  /** Days past the due date at which each escalation level fires (level 1 first). */
+  escalationDays: number[];
+  /** ISO weekdays (1 = Monday, 7 = Sunday) on which digests go out, in the reviewer's time zone. */
+  digestWeekdays: number[];
+  /** Local time of day (HH:MM) at which digests go out. */
+  digestTime: string;
+  /** Cron pattern (UTC) of the job that rebuilds missing jobs and escalates overdue items. */
+  reconcileCron: string;
 }
 
 /** Key material as given in the environment (base64); missing keys are filled in by the key store. */
@@ -211,6 +228,24 @@ export function loadSettings(env: Env = process.env): Settings {
     ),
     kevDigestLeadDays: reader.integer('KEV_DIGEST_LEAD_DAYS', 7, 0, 365),
     oidc: reader.oidc(),
+    reviewReminders: {
+      stepsDays: reader.integerList('REVIEW_REMINDER_STEPS_DAYS', [7, 3, 1], 1, 365),
+      overdueCadenceDays: reader.integer('REVIEW_OVERDUE_CADENCE_DAYS', 2, 1, 365),
+      escalationDays: reader.integerList('REVIEW_ESCALATION_DAYS', [3, 7], 0, 365),
+      digestWeekdays: reader.integerList('REVIEW_DIGEST_WEEKDAYS', [1, 2, 3, 4, 5, 6, 7], 1, 7),
+      digestTime: reader.pattern(
+        'REVIEW_DIGEST_TIME',
+        '09:00',
+        /^([01]\d|2[0-3]):[0-5]\d$/,
+        'a local time HH:MM such as "09:00"',
+      ),
+      reconcileCron: reader.pattern(
+        'REVIEW_REMINDERS_RECONCILE_CRON',
+        '*/15 * * * *',
+        /^(\S+\s+){4,5}\S+$/,
+        'a cron pattern of five fields (six with seconds) such as "*/15 * * * *"',
+      ),
+    },
     keys: {
       fingerprintKey: reader.base64Key('FINGERPRINT_KEY'),
       secretsKey: reader.base64Key('SECRETS_KEY'),
@@ -344,6 +379,23 @@ class EnvReader {
       return fallback;
     }
     return items;
+  }
+
+  /** Reads a comma-separated list of distinct whole numbers from `min` to `max`, at least one. */
+  integerList(name: string, fallback: number[], min: number, max: number): number[] {
+    const value = this.raw(name);
+    if (value === undefined) return fallback;
+    const items = value.split(',').map((item) => item.trim());
+    const valid = items.every(
+      (item) => /^\d+$/.test(item) && Number(item) >= min && Number(item) <= max,
+    );
+    if (!valid || new Set(items.map(Number)).size !== items.length) {
+      this.problems.push(
+        `${name} must list distinct whole numbers from ${min} to ${max}, separated by commas (got "${value}")`,
+      );
+      return fallback;
+    }
+    return items.map(Number);
   }
 
   /** Reads comma-separated browser origins such as https://governance.example.com. */

@@ -49,6 +49,8 @@ export const PERMISSIONS = {
   'access.import': ['platform-admin', 'security-approver', 'system-owner'],
   'access.transfer': ['platform-admin', 'security-approver'],
   'access.findings.accept': ['security-approver'],
+  /** Reading what reminders a review campaign sent; the service limits owners to their systems. */
+  'reviews.reminders.read': ['platform-admin', 'security-approver', 'system-owner', 'auditor'],
   self: EVERYONE,
   /** Reachable before a required second factor is enrolled: who am I, enrolment, sign-out. */
   'self.mfa': EVERYONE,

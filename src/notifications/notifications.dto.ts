@@ -27,6 +27,8 @@ export const EVENT_TYPES = [
   'tool-request.changes-requested',
   'tool-request.reapproval-due',
   'review.campaign-undecided',
+  'review.reminder',
+  'review.escalation',
 ] as const;
 export const DELIVERY_STATUSES = [
   'pending',

@@ -58,6 +58,7 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
   private readonly recurring: RecurringJob[] = [];
   private readonly retired: { queue: string; schedulerId: string }[] = [];
   private readonly workers: { worker: Worker; connection: IORedis }[] = [];
+  private readonly readyCallbacks: { name: string; callback: () => Promise<void> }[] = [];
   private lastErrorLog = 0;
   /** Set once every module has registered its jobs; Redis may connect before that. */
   private bootstrapped = false;
@@ -86,6 +87,36 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
   /** Removes a schedule that an older configuration created, once Redis is reachable. */
   removeRecurring(queue: string, schedulerId: string): void {
     this.retired.push({ queue, schedulerId });
+  }
+
+  /**
+   * Runs `callback` each time Redis becomes ready after bootstrap, once recurring jobs are
+   * registered. A Redis without persistence may have lost its jobs, so rebuilders hook in here.
+   */
+  onReady(name: string, callback: () => Promise<void>): void {
+    this.readyCallbacks.push({ name, callback });
+  }
+
+  /** The producer connection, for reads BullMQ has no method for (such as listing job ids). */
+  connection(): IORedis {
+    return this.producer;
+  }
+
+  /**
+   * Reads Redis's maxmemory-policy. Returns null when the server rejects CONFIG (managed Redis
+   * services often disable it), so callers can tell "unknown" from a real policy.
+   */
+  async maxmemoryPolicy(): Promise<string | null> {
+    try {
+      const reply = (await this.producer.config('GET', 'maxmemory-policy')) as string[];
+      return reply[1] ?? null;
+    } catch (error) {
+      this.logger.log(
+        { err: error },
+        'Could not read Redis maxmemory-policy (CONFIG may be disabled); eviction not checked',
+      );
+      return null;
+    }
   }
 
   /** Adds a job with a deterministic id; BullMQ ignores a second add with the same id while it is kept. */
@@ -209,13 +240,25 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
         { err: error },
         'Could not register recurring jobs; retrying when Redis reconnects',
       );
+      return;
+    }
+    // Not awaited, so a long rebuild does not hold up application start-up.
+    void this.runReadyCallbacks();
+  }
+
+  private async runReadyCallbacks(): Promise<void> {
+    for (const { name, callback } of this.readyCallbacks) {
+      try {
+        await callback();
+      } catch (error) {
+        this.logger.warn({ err: error, task: name }, 'Start-up task failed after Redis connected');
+      }
     }
   }
 
   private async warnUnlessNoEviction(): Promise<void> {
-    const reply = (await this.producer.config('GET', 'maxmemory-policy')) as string[];
-    const policy = reply[1];
-    if (policy !== 'noeviction') {
+    const policy = await this.maxmemoryPolicy();
+    if (policy !== null && policy !== 'noeviction') {
       this.logger.warn(
         `Redis maxmemory-policy is "${policy}"; set it to "noeviction" or Redis may silently drop queued jobs`,
       );

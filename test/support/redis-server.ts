@@ -6,7 +6,11 @@ import IORedis from 'ioredis';
 export class OwnRedis {
   private child: ChildProcess | undefined;
 
-  constructor(readonly port: number) {}
+  /** `extraArgs` go to redis-server after the defaults, such as ['--maxmemory-policy', 'allkeys-lru']. */
+  constructor(
+    readonly port: number,
+    private readonly extraArgs: string[] = [],
+  ) {}
 
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
@@ -15,7 +19,10 @@ export class OwnRedis {
   async start(): Promise<void> {
     this.child = spawn(
       'redis-server',
-      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+      [
+        ...['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+        ...this.extraArgs,
+      ],
       { stdio: 'ignore' },
     );
     const deadline = Date.now() + 10_000;
