@@ -77,7 +77,7 @@ describe('tool approvals', () => {
     return t.requestAs(user, { method: method, url, payload });
   }
 
-  /** Drafts, answers every item yes and submits a request as `requester`. */
+  /** Drafts a request as `requester`, sets every evaluation item to yes and submits it. */
   async function submitted(
     requester: TestUser,
     systemId: string,
@@ -138,7 +138,7 @@ describe('tool approvals', () => {
   }
 
   describe('C1: no self-approval on any path', () => {
-    it('refuses the requester on every route, counts a second approval once, approves on the second approver', async () => {
+    it('C1: requester rejected on every route', async () => {
       await publishPolicy({
         criticality: 'high',
         category: 'remote-management',
@@ -199,7 +199,7 @@ describe('tool approvals', () => {
       expect(approval.json()).toMatchObject({ approved: true, requestId: tr1.id });
     });
 
-    it('lets an override through only with its own permission and a reason, and audits it as an override', async () => {
+    it('override needs permission and reason', async () => {
       const requester = await t.createUser(['requester']);
       const system = await createSystem();
       const request = await submitted(requester, system.id);
@@ -243,7 +243,7 @@ describe('tool approvals', () => {
     });
   });
 
-  it('counts two approvals arriving at the same instant once each and approves once', async () => {
+  it('concurrent approvals count once each', async () => {
     await publishPolicy({
       criticality: 'high',
       category: 'ci-cd',
@@ -287,7 +287,7 @@ describe('tool approvals', () => {
     expect(approvedEvents[0].n).toBe(1);
   });
 
-  it('gives the owner slot to the owner manager when the owner requests their own system', async () => {
+  it('owner manager fills owner slot', async () => {
     const ownersManager = await t.createUser(['manager']);
     const owner = await t.createUser(['system-owner'], { managerId: ownersManager.id });
     const otherManager = await t.createUser(['manager']);
@@ -327,7 +327,7 @@ describe('tool approvals', () => {
     );
   });
 
-  it('lets a required role reject, and an edit in review reset the approvals with an audited before and after', async () => {
+  it('required rejection and edit reset', async () => {
     const requester = await t.createUser(['requester']);
     const [a1, a2] = await Promise.all([
       t.createUser(['security-approver']),
@@ -386,7 +386,7 @@ describe('tool approvals', () => {
     ).toMatchObject({ approved: false, status: 'never-approved' });
   });
 
-  it('asks for changes, takes a resubmission as a new round, and lets the requester withdraw', async () => {
+  it('changes, resubmission and withdrawal', async () => {
     const requester = await t.createUser(['requester']);
     const approver = await t.createUser(['security-approver']);
     const system = await createSystem();
@@ -429,7 +429,7 @@ describe('tool approvals', () => {
     expect(duplicate.json().code).toBe('APPROVAL.REQUEST_OPEN');
   });
 
-  it('computes whether signing certificates sit on the system host and refuses approval until they do not', async () => {
+  it('signing host on system host fails', async () => {
     const requester = await t.createUser(['requester']);
     const approver = await t.createUser(['security-approver']);
     const system = await createSystem({
@@ -464,7 +464,7 @@ describe('tool approvals', () => {
     expect(approved.json().status).toBe('approved');
   });
 
-  it('refuses submission while a mandatory item is unanswered', async () => {
+  it('incomplete evaluation blocks submission', async () => {
     const requester = await t.createUser(['requester']);
     const system = await createSystem();
     const draft = await as(requester, 'POST', '/api/tool-requests', {
@@ -479,7 +479,7 @@ describe('tool approvals', () => {
     });
   });
 
-  it('judges a submitted request by the policy version in force at submission', async () => {
+  it('submitted request keeps policy version', async () => {
     const requester = await t.createUser(['requester']);
     const system = await createSystem({ criticality: 'low' });
     const request = await submitted(requester, system.id);
@@ -501,7 +501,7 @@ describe('tool approvals', () => {
     expect(low.map((p: { version: number }) => p.version)).toEqual([2, 1]);
   });
 
-  it('moves an approval to re-approval due, and fails it at read time after expiry with or without a job', async () => {
+  it('re-approval due and expiry at read time', async () => {
     const requester = await t.createUser(['requester']);
     const owner = await t.createUser(['system-owner']);
     const approver = await t.createUser(['security-approver']);
@@ -538,7 +538,7 @@ describe('tool approvals', () => {
   });
 
   describe('evidence files', () => {
-    it('stores a file by its SHA-256 and links it to an answer', async () => {
+    it('evidence stored by SHA-256', async () => {
       const requester = await t.createUser(['requester']);
       const bytes = Buffer.from([0x25, 0x50, 0x44, 0x46, 0x00, 0xff, 0x10, 0x80]);
       const upload = await as(requester, 'POST', '/api/evidence?fileName=soc2.pdf', undefined);
@@ -590,7 +590,7 @@ describe('tool approvals', () => {
       expect(unknown.json().details.fields[0].field).toBe('evidenceSha256');
     });
 
-    it('refuses a file over the size limit before storing it', async () => {
+    it('oversized evidence rejected unstored', async () => {
       const requester = await t.createUser(['requester']);
       const before = await superuserQuery<{ n: number }>(
         t.databaseUrl,
@@ -620,7 +620,7 @@ describe('tool approvals', () => {
   });
 
   describe('hostile and invalid input', () => {
-    it('names each bad nested field of a bulk decision and saves nothing', async () => {
+    it('bulk decision nested field errors', async () => {
       const approver = await t.createUser(['security-approver']);
       const response = await as(approver, 'POST', '/api/tool-requests/decisions', {
         items: [
@@ -635,7 +635,7 @@ describe('tool approvals', () => {
       );
     });
 
-    it('rejects prototype keys in a decision body', async () => {
+    it('decision body prototype keys rejected', async () => {
       const approver = await t.createUser(['security-approver']);
       for (const key of ['constructor', '__proto__']) {
         const response = await t.requestAs(approver, {
@@ -649,7 +649,7 @@ describe('tool approvals', () => {
       }
     });
 
-    it('checks a policy for roles beyond its approval count', async () => {
+    it('policy field validation', async () => {
       const response = await t.request({
         method: 'POST',
         url: '/api/approval-policies',

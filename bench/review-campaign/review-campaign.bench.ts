@@ -131,7 +131,7 @@ async function seed(url: string, dataSource: DataSource): Promise<string> {
   return system.id;
 }
 
-/** The baseline: a campaign row and one INSERT … SELECT of its items, reviewer = holder's manager. */
+/** Runs the baseline: a campaign row and one INSERT … SELECT of its items, reviewer = holder's manager. */
 async function rawInsert(
   dataSource: DataSource,
   systemId: string,

@@ -13,7 +13,7 @@ import {
 } from '../common/errors';
 import { assertMayActOnSystem } from '../common/ownership';
 import { Page, toPage } from '../common/pagination';
-import { currentContext, CurrentUser } from '../common/request-context';
+import { CurrentUser, requireSignedInUser } from '../common/request-context';
 import { returnedRows, Transactions } from '../common/transactions';
 import { KEYS } from '../config/runtime';
 import type { Keys } from '../config/keys';
@@ -189,7 +189,7 @@ export class GrantsService implements OnModuleInit {
   async request(input: CreateGrantDto): Promise<GrantView> {
     const now = this.clock.now();
     assertRequestShape(input, now);
-    const requester = requireCaller();
+    const requester = requireSignedInUser();
 
     const grant = await this.transactions.run(async (manager) => {
       const system = await findSystem(manager, input.systemId, false);
@@ -255,7 +255,7 @@ export class GrantsService implements OnModuleInit {
    * and the admin cap count, all under the system lock.
    */
   async approve(id: string, input: ApproveGrantDto): Promise<GrantView> {
-    const caller = requireCaller();
+    const caller = requireSignedInUser();
     const result = await this.transactions.run(async (manager) => {
       const now = this.clock.now();
       const { system, grant } = await this.lockGrant(manager, id);
@@ -313,7 +313,7 @@ export class GrantsService implements OnModuleInit {
   }
 
   async reject(id: string, input: DecideGrantDto): Promise<GrantView> {
-    const caller = requireCaller();
+    const caller = requireSignedInUser();
     return this.transactions.run(async (manager) => {
       const now = this.clock.now();
       const { system, grant } = await this.lockGrant(manager, id);
@@ -331,7 +331,7 @@ export class GrantsService implements OnModuleInit {
   /** Records that the approved access was set up on the system, with evidence, and makes it active. */
   async provision(id: string, input: ProvisionGrantDto): Promise<GrantView> {
     assertOneCredentialForm(input.credentialSecret, input.credentialCannotBeChecked);
-    const caller = requireCaller();
+    const caller = requireSignedInUser();
     return this.transactions.run(async (manager) => {
       const now = this.clock.now();
       const { system, grant } = await this.lockGrant(manager, id);
@@ -397,7 +397,7 @@ export class GrantsService implements OnModuleInit {
 
   /** Ends an approved or active grant early and opens a de-provisioning task for its account. */
   async revoke(id: string, input: DecideGrantDto): Promise<GrantView> {
-    const caller = requireCaller();
+    const caller = requireSignedInUser();
     return this.transactions.run(async (manager) => {
       const now = this.clock.now();
       const { system, grant } = await this.lockGrant(manager, id);
@@ -678,12 +678,6 @@ export async function readGrant(manager: EntityManager, id: string, now: Date): 
   );
   if (!row) throw new NotFoundError('Access grant', id);
   return toView(row);
-}
-
-function requireCaller(): CurrentUser {
-  const user = currentContext()?.user;
-  if (!user) throw new DomainError(401, 'AUTH.REQUIRED', 'Sign in to work with access grants');
-  return user;
 }
 
 /** Checks the parts of a request that need no database: one holder form and a future end date. */

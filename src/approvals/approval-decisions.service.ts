@@ -7,8 +7,8 @@ import { ConflictError, DomainError, RuleViolationError } from '../common/errors
 import type { CurrentUser } from '../common/request-context';
 import { Transactions } from '../common/transactions';
 import { isUniqueViolation } from '../common/unique-violation';
+import { requireSignedInUser } from '../common/request-context';
 import { NotificationsService, PublishedEvent } from '../notifications/notifications.service';
-import { actingUser } from './approval-actor';
 import { requestNotice } from './approval-notices';
 import type { BulkDecideDto, DecideDto, OverrideDto } from './approvals.dto';
 import {
@@ -78,7 +78,7 @@ export class ApprovalDecisionsService {
   ) {}
 
   async decide(id: string, input: DecideDto): Promise<RequestView> {
-    const user = actingUser();
+    const user = requireSignedInUser();
     const published: (PublishedEvent | null)[] = [];
     const view = await this.transactions.run((manager) =>
       this.decideWithin(manager, id, input, user, published),
@@ -115,11 +115,11 @@ export class ApprovalDecisionsService {
   }
 
   /**
-   * Approves against the policy's slots, for emergencies. It needs its own permission and a
-   * reason, never serves the requester, and its audit event says the policy was set aside.
+   * Approves a request outside the policy's slots, for emergencies. It needs its own permission
+   * and a reason, never serves the requester, and its audit event records that the policy was set aside.
    */
   async override(id: string, input: OverrideDto): Promise<RequestView> {
-    const user = actingUser();
+    const user = requireSignedInUser();
     const published: (PublishedEvent | null)[] = [];
     const view = await this.transactions.run(async (manager) => {
       const request = await loadRequest(manager, id, true);
@@ -169,9 +169,9 @@ export class ApprovalDecisionsService {
   }
 
   /**
-   * Moves approvals whose re-approval date has come to `reapproval_due` and tells the owner.
-   * Runs from a job scheduler; read paths compute the same status, so a late run changes nothing
-   * a reader sees.
+   * Moves approvals whose re-approval date has come to `reapproval_due` and notifies the owner.
+   * A job scheduler runs it. Reads compute the same status, so a late run changes nothing a
+   * reader sees.
    */
   async markReapprovalDue(): Promise<{ marked: number }> {
     const now = this.clock.now();

@@ -5,7 +5,7 @@ import { AuditService } from '../audit/audit.service';
 import { Clock } from '../common/clock';
 import { InvalidInputError } from '../common/errors';
 import { Transactions } from '../common/transactions';
-import { actingUser } from './approval-actor';
+import { requireSignedInUser } from '../common/request-context';
 import type { CreatePolicyDto, PolicyListQuery } from './approvals.dto';
 import { PolicyView, policyById } from './request-reader';
 
@@ -53,7 +53,7 @@ export class ApprovalPoliciesService {
         },
       ]);
     }
-    const user = actingUser();
+    const user = requireSignedInUser();
 
     return this.transactions.run(async (manager) => {
       const now = this.clock.now();

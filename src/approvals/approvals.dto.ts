@@ -258,7 +258,10 @@ export class RequestListQuery extends PageQuery {
   @IsUUID()
   systemId?: string;
 
-  @ApiPropertyOptional({ description: 'Only requests the caller may still approve' })
+  @ApiPropertyOptional({
+    description:
+      'Only requests in review that the caller did not file and has not decided this round',
+  })
   @IsOptional()
   @QueryBoolean()
   @IsBoolean()

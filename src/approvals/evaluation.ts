@@ -106,7 +106,7 @@ export interface ItemJudgement {
   applies: boolean;
   mandatory: boolean;
   answer: Answer | null;
-  /** Why the item does not pass; null when it passes or is not mandatory and unanswered. */
+  /** Reason the item fails, or null when it passes or is optional and unanswered. */
   problem: string | null;
 }
 

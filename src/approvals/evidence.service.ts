@@ -7,9 +7,9 @@ import { AuditService } from '../audit/audit.service';
 import { Clock } from '../common/clock';
 import { DomainError, InvalidInputError, NotFoundError } from '../common/errors';
 import { Transactions } from '../common/transactions';
+import { requireSignedInUser } from '../common/request-context';
 import { SETTINGS } from '../config/runtime';
 import type { Settings } from '../config/settings';
-import { actingUser } from './approval-actor';
 
 export interface EvidenceFileView {
   sha256: string;
@@ -49,7 +49,7 @@ export class EvidenceService {
       ]);
     }
     if (content.length > this.settings.evidenceMaxBytes) throw this.tooLarge(content.length);
-    const user = actingUser();
+    const user = requireSignedInUser();
     const sha256 = createHash('sha256').update(content).digest('hex');
 
     return this.transactions.run(async (manager) => {

@@ -108,7 +108,7 @@ export function policyColumns(alias: string): string {
   return POLICY_COLUMNS.replace(/(^|,\s*)(\w+)/g, `$1${alias}.$2`);
 }
 
-/** The policy in force for a system: one for its category wins over one for its criticality. */
+/** Returns the policy in force for a system; one for its category wins over one for its criticality. */
 export async function policyInForce(
   manager: EntityManager,
   criticality: string,
@@ -237,7 +237,7 @@ export function effectiveStatus(request: RequestRecord, now: Date): RequestView[
   return request.status;
 }
 
-/** The whole request as of now; also the state each audit event of a request records. */
+/** Builds the whole request as of now, which is also the state each audit event of a request records. */
 export async function requestView(
   manager: EntityManager,
   id: string,

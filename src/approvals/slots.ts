@@ -36,20 +36,27 @@ export type SlotRefusal = 'SELF_APPROVAL' | 'ALREADY_DECIDED' | 'NOT_ELIGIBLE' |
 export type SlotAssignment =
   { ok: true; slot: string; onBehalfOfOwner: boolean } | { ok: false; refusal: SlotRefusal };
 
+/** Returns the order in which an approval fills slots: the owner's, then a role's, then general. */
+function slotRank(slot: string): number {
+  if (slot === OWNER_SLOT) return 0;
+  if (slot === GENERAL_SLOT) return 2;
+  return 1;
+}
+
 export function slotsOf(policy: SlotPolicy): string[] {
   const general = Math.max(policy.requiredApprovals - policy.requiredRoles.length, 0);
   return [...policy.requiredRoles, ...Array<string>(general).fill(GENERAL_SLOT)];
 }
 
-/** The owner requested their own system, so someone else stands in for the owner. */
-function ownerStandsIn(policy: SlotPolicy): boolean {
+/** Returns true when someone else fills the owner slot: the owner filed the request, or there is no owner. */
+function ownerSlotDelegated(policy: SlotPolicy): boolean {
   return policy.ownerId === null || policy.ownerId === policy.requesterId;
 }
 
 export function mayFill(policy: SlotPolicy, approver: Approver, slot: string): boolean {
   if (approver.id === policy.requesterId) return false;
   if (slot === OWNER_SLOT) {
-    if (!ownerStandsIn(policy)) return approver.id === policy.ownerId;
+    if (!ownerSlotDelegated(policy)) return approver.id === policy.ownerId;
     return approver.id === policy.ownerManagerId || approver.roles.includes('platform-admin');
   }
   if (slot === GENERAL_SLOT) {
@@ -87,13 +94,12 @@ export function assignSlot(
     return { ok: false, refusal: 'NOT_ELIGIBLE' };
   }
 
-  const rank = (slot: string): number => (slot === OWNER_SLOT ? 0 : slot === GENERAL_SLOT ? 2 : 1);
   const candidates = openSlots(policy, filled)
     .filter((slot) => mayFill(policy, approver, slot))
-    .sort((a, b) => rank(a) - rank(b));
+    .sort((a, b) => slotRank(a) - slotRank(b));
   if (candidates.length === 0) return { ok: false, refusal: 'NO_OPEN_SLOT' };
   const slot = candidates[0];
-  return { ok: true, slot, onBehalfOfOwner: slot === OWNER_SLOT && ownerStandsIn(policy) };
+  return { ok: true, slot, onBehalfOfOwner: slot === OWNER_SLOT && ownerSlotDelegated(policy) };
 }
 
 export function isSatisfied(policy: SlotPolicy, filled: FilledSlot[]): boolean {
@@ -104,8 +110,8 @@ export function isSatisfied(policy: SlotPolicy, filled: FilledSlot[]): boolean {
 }
 
 /**
- * Whether this person's rejection ends the request: they could fill a required slot, or the
- * policy names no required role and they may approve at all.
+ * Returns true when this person's rejection ends the request: they could fill a required slot,
+ * or the policy names no required role and they may approve at all.
  */
 export function rejectionIsBinding(policy: SlotPolicy, approver: Approver): boolean {
   if (approver.id === policy.requesterId) return false;

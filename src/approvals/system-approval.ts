@@ -12,7 +12,7 @@ export interface SystemApproval {
 }
 
 /**
- * Whether a system is approved at `now`: only an approval reached through the tool approval
+ * Reads whether a system is approved at `now`. Only an approval reached through the tool approval
  * workflow counts, and an approval past its expiry fails here whether or not a job moved it.
  */
 export async function systemApproval(
@@ -53,8 +53,8 @@ export async function assertSystemApproved(
 }
 
 /**
- * The admin cap of a system: its own `max_admins`, else the default of the approval policy in
- * force for its criticality (a category-specific policy wins), else {@link FALLBACK_MAX_ADMINS}.
+ * Returns the admin cap of a system: its own `max_admins`, else the default of the approval policy
+ * in force for its criticality (a category-specific policy wins), else {@link FALLBACK_MAX_ADMINS}.
  */
 export async function effectiveMaxAdmins(
   manager: EntityManager,

@@ -14,8 +14,8 @@ import {
 import { Page, toPage } from '../common/pagination';
 import { Transactions } from '../common/transactions';
 import { isUniqueViolation } from '../common/unique-violation';
+import { requireSignedInUser } from '../common/request-context';
 import { NotificationsService, PublishedEvent } from '../notifications/notifications.service';
-import { actingUser } from './approval-actor';
 import { approverRecipients, requestNotice } from './approval-notices';
 import type {
   AnswerDto,
@@ -63,12 +63,11 @@ export class ToolRequestsService {
   ) {}
 
   async list(query: RequestListQuery): Promise<Page<RequestView>> {
-    const user = actingUser();
     const conditions: string[] = [];
     const parameters: unknown[] = [];
     const add = (sql: string, value: unknown): void => {
       parameters.push(value);
-      conditions.push(sql.replace('?', `$${parameters.length}`));
+      conditions.push(sql.replaceAll('?', `$${parameters.length}`));
     };
     if (query.status) add('r.status = ?', query.status);
     if (query.systemId) add('r.system_id = ?', query.systemId);
@@ -76,17 +75,16 @@ export class ToolRequestsService {
       add(
         `r.status IN ('submitted', 'in_review') AND r.requester_id <> ? AND NOT EXISTS (
            SELECT 1 FROM approval_decisions d
-            WHERE d.request_id = r.id AND d.round = r.round AND d.approver_id = r_me.id)`,
-        user.id,
+            WHERE d.request_id = r.id AND d.round = r.round AND d.approver_id = ?)`,
+        requireSignedInUser().id,
       );
     }
-    parameters.push(user.id, query.limit + 1, query.offset);
-    const me = parameters.length - 2;
+    parameters.push(query.limit + 1, query.offset);
     const rows = await this.dataSource.query<{ id: string }[]>(
-      `SELECT r.id FROM tool_requests r CROSS JOIN (SELECT $${me}::uuid AS id) r_me
+      `SELECT r.id FROM tool_requests r
         ${conditions.length ? `WHERE ${conditions.join(' AND ')}` : ''}
         ORDER BY r.created_at ${query.order === 'desc' ? 'DESC' : 'ASC'}, r.id
-        LIMIT $${me + 1} OFFSET $${me + 2}`,
+        LIMIT $${parameters.length - 1} OFFSET $${parameters.length}`,
       parameters,
     );
     const now = this.clock.now();
@@ -115,7 +113,7 @@ export class ToolRequestsService {
   }
 
   async create(input: CreateRequestDto): Promise<RequestView> {
-    const user = actingUser();
+    const user = requireSignedInUser();
     return this.transactions.run(async (manager) => {
       const [system] = await manager.query<{ lifecycle_status: string }[]>(
         `SELECT lifecycle_status FROM systems WHERE id = $1 FOR SHARE`,
@@ -259,7 +257,7 @@ export class ToolRequestsService {
     const published: (PublishedEvent | null)[] = [];
     const view = await this.transactions.run(async (manager) => {
       const request = await loadRequest(manager, id, true);
-      const user = actingUser();
+      const user = requireSignedInUser();
       assertRequesterSide(request, user);
       assertVersion(request, version);
       if (request.status !== 'draft' && request.status !== 'changes_requested') {
@@ -319,7 +317,7 @@ export class ToolRequestsService {
   async withdraw(id: string, version: number | undefined): Promise<RequestView> {
     return this.transactions.run(async (manager) => {
       const request = await loadRequest(manager, id, true);
-      const user = actingUser();
+      const user = requireSignedInUser();
       assertRequesterSide(request, user);
       assertVersion(request, version);
       if (!OPEN_STATUSES.includes(request.status)) {
@@ -350,7 +348,7 @@ export class ToolRequestsService {
 
   /**
    * Applies an edit to an open request. An edit during review opens a new round, so approvals
-   * given to the old content no longer count; the audit event holds the request before and after.
+   * given to the old content no longer count; the audit event contains the request before and after.
    */
   private async change(
     id: string,
@@ -366,7 +364,7 @@ export class ToolRequestsService {
   ): Promise<RequestView> {
     return this.transactions.run(async (manager) => {
       const request = await loadRequest(manager, id, true);
-      const user = actingUser();
+      const user = requireSignedInUser();
       if (!mayAlsoEdit(request, user)) assertRequesterSide(request, user);
       assertVersion(request, version);
       if (!OPEN_STATUSES.includes(request.status)) {
@@ -404,7 +402,7 @@ export class ToolRequestsService {
   }
 }
 
-/** The requester edits and submits their request; a platform admin may act for them. */
+/** Raises 403 unless the caller is the requester or a platform admin acting for them. */
 function assertRequesterSide(request: RequestRecord, user: { id: string; roles: string[] }): void {
   if (user.id === request.requesterId || user.roles.includes('platform-admin')) return;
   throw new DomainError(

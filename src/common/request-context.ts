@@ -1,5 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 
+import { DomainError } from './errors';
+
 /** The signed-in person behind a request. */
 export interface CurrentUser {
   id: string;
@@ -26,4 +28,14 @@ export function runWithContext<T>(context: RequestContext, work: () => T): T {
 
 export function currentContext(): RequestContext | undefined {
   return storage.getStore();
+}
+
+/**
+ * Returns the signed-in person of the current request, or raises 401 `AUTH.REQUIRED`. Routes that
+ * act for a person call it; the access guard has already let the request through.
+ */
+export function requireSignedInUser(): CurrentUser {
+  const user = currentContext()?.user;
+  if (!user) throw new DomainError(401, 'AUTH.REQUIRED', 'Sign in first');
+  return user;
 }

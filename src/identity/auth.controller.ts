@@ -4,7 +4,7 @@ import { ApiOperation, ApiTags } from '@nestjs/swagger';
 
 import { Public, RequirePermission } from '../common/access';
 import { DomainError } from '../common/errors';
-import { currentContext } from '../common/request-context';
+import { currentContext, requireSignedInUser } from '../common/request-context';
 import type { CurrentUser } from '../common/request-context';
 import { uuidPipe } from '../common/uuid';
 import { ApiTokensService, ApiTokenView } from './api-tokens.service';
@@ -14,12 +14,6 @@ import { CreateApiTokenDto, MfaCodeDto, RefreshDto, SignInDto } from './users.dt
 
 /** Route option read by @fastify/rate-limit: these routes share a per-address limit across instances. */
 export const AUTH_RATE_LIMITED = { rateLimit: {} };
-
-function signedInUser(): CurrentUser {
-  const user = currentContext()?.user;
-  if (!user) throw new DomainError(401, 'AUTH.REQUIRED', 'Sign in first');
-  return user;
-}
 
 @ApiTags('identity')
 @Controller('auth')
@@ -63,7 +57,7 @@ export class AuthController {
   @Get('me')
   @RequirePermission('self.mfa')
   me(): CurrentUser {
-    return signedInUser();
+    return requireSignedInUser();
   }
 
   @Post('mfa/totp')
@@ -72,7 +66,7 @@ export class AuthController {
     summary: 'Start TOTP enrolment: returns the otpauth URI (for a QR code) and the secret',
   })
   startTotp(): Promise<{ otpauthUri: string; secret: string }> {
-    const user = signedInUser();
+    const user = requireSignedInUser();
     return this.mfa.startEnrolment(user.id, user.email);
   }
 
@@ -84,7 +78,7 @@ export class AuthController {
     summary: 'Confirm enrolment with a code; returns ten recovery codes, shown once',
   })
   confirmTotp(@Body() body: MfaCodeDto): Promise<{ recoveryCodes: string[] }> {
-    return this.mfa.confirmEnrolment(signedInUser().id, body.code);
+    return this.mfa.confirmEnrolment(requireSignedInUser().id, body.code);
   }
 
   @Post('mfa/verify')
@@ -103,14 +97,14 @@ export class AuthController {
         'The second factor is passed in a signed-in session only',
       );
     }
-    return this.auth.verifySecondFactor(signedInUser().id, context.sessionId, body.code);
+    return this.auth.verifySecondFactor(requireSignedInUser().id, context.sessionId, body.code);
   }
 
   @Get('tokens')
   @RequirePermission('self')
   @ApiOperation({ summary: 'Your personal API tokens with last use' })
   listTokens(): Promise<ApiTokenView[]> {
-    return this.apiTokens.list(signedInUser().id);
+    return this.apiTokens.list(requireSignedInUser().id);
   }
 
   @Post('tokens')
@@ -125,13 +119,13 @@ export class AuthController {
         'API tokens are created from a signed-in session only',
       );
     }
-    return this.apiTokens.create(signedInUser().id, body);
+    return this.apiTokens.create(requireSignedInUser().id, body);
   }
 
   @Delete('tokens/:id')
   @HttpCode(204)
   @RequirePermission('self')
   revokeToken(@Param('id', uuidPipe) id: string): Promise<void> {
-    return this.apiTokens.revoke(signedInUser().id, id);
+    return this.apiTokens.revoke(requireSignedInUser().id, id);
   }
 }

@@ -29,9 +29,9 @@ export const PERMISSIONS = {
   'notifications.admin': ['platform-admin'],
   'approvals.read': EVERYONE,
   'approvals.request': ['platform-admin', 'security-approver', 'system-owner', 'requester'],
-  /** Answering the security evaluation; the service limits owners to their own systems. */
+  /** Security evaluation answers. The service limits owners to their own systems. */
   'approvals.evaluate': ['platform-admin', 'security-approver', 'system-owner', 'requester'],
-  /** Deciding; the policy's slots decide who may fill what (a manager stands in for an owner). */
+  /** Approval decisions. The policy's slots decide who may fill which, and an owner's manager may fill the owner's slot. */
   'approvals.decide': ['platform-admin', 'security-approver', 'system-owner', 'manager'],
   'approvals.override': ['platform-admin'],
   'approvals.policy.write': ['platform-admin'],

@@ -4,7 +4,7 @@ import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import { RequirePermission } from '../common/access';
 import { DomainError } from '../common/errors';
 import { Page } from '../common/pagination';
-import { currentContext } from '../common/request-context';
+import { requireSignedInUser } from '../common/request-context';
 import { uuidPipe } from '../common/uuid';
 import { DeliveryService } from './delivery.service';
 import {
@@ -19,12 +19,6 @@ import {
 import { NotificationsService, Preferences } from './notifications.service';
 import { WebhooksService, WebhookView } from './webhooks.service';
 
-function currentUserId(): string {
-  const user = currentContext()?.user;
-  if (!user) throw new DomainError(401, 'AUTH.REQUIRED', 'Sign in first');
-  return user.id;
-}
-
 @ApiTags('notifications')
 @Controller('notifications')
 export class NotificationsController {
@@ -38,40 +32,40 @@ export class NotificationsController {
   @RequirePermission('self')
   @ApiOperation({ summary: 'Your in-app notifications, newest first' })
   list(@Query() query: NotificationListQuery): Promise<Page<unknown>> {
-    return this.notifications.listMine(currentUserId(), query);
+    return this.notifications.listMine(requireSignedInUser().id, query);
   }
 
   @Get('unread-count')
   @RequirePermission('self')
   unreadCount(): Promise<{ unread: number }> {
-    return this.notifications.unreadCount(currentUserId());
+    return this.notifications.unreadCount(requireSignedInUser().id);
   }
 
   @Post(':id/read')
   @HttpCode(204)
   @RequirePermission('self')
   markRead(@Param('id', uuidPipe) id: string): Promise<void> {
-    return this.notifications.markRead(currentUserId(), id);
+    return this.notifications.markRead(requireSignedInUser().id, id);
   }
 
   @Post('read-all')
   @HttpCode(200)
   @RequirePermission('self')
   markAllRead(): Promise<{ marked: number }> {
-    return this.notifications.markAllRead(currentUserId());
+    return this.notifications.markAllRead(requireSignedInUser().id);
   }
 
   @Get('preferences')
   @RequirePermission('self')
   preferences(): Promise<Preferences> {
-    return this.notifications.preferences(currentUserId());
+    return this.notifications.preferences(requireSignedInUser().id);
   }
 
   @Put('preferences')
   @RequirePermission('self')
   @ApiOperation({ summary: 'Set your channels and quiet hours (in your time zone)' })
   setPreferences(@Body() body: PreferencesDto): Promise<Preferences> {
-    return this.notifications.setPreferences(currentUserId(), body);
+    return this.notifications.setPreferences(requireSignedInUser().id, body);
   }
 
   @Get('routes')

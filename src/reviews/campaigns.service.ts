@@ -540,7 +540,7 @@ export class CampaignsService {
   }
 }
 
-/** The first day of the cadence-long period containing `now`, counted from 1970-01-01 (UTC). */
+/** Returns the first day of the cadence-long period containing `now`, counted from 1970-01-01 (UTC). */
 export function periodStartOf(now: Date, cadenceDays: number): string {
   const day = Math.floor(now.getTime() / DAY_MS);
   const start = day - (day % cadenceDays);

@@ -4,7 +4,7 @@ import { DataSource, EntityManager } from 'typeorm';
 import { AuditService } from '../audit/audit.service';
 import { Clock } from '../common/clock';
 import { ConflictError, DomainError, InvalidInputError, NotFoundError } from '../common/errors';
-import { currentContext } from '../common/request-context';
+import { requireSignedInUser } from '../common/request-context';
 import type { CurrentUser } from '../common/request-context';
 import { returnedRows, Transactions } from '../common/transactions';
 import { UserHooks } from '../identity/user-hooks';
@@ -71,7 +71,7 @@ export class ReviewItemsService implements OnModuleInit {
   }
 
   async decide(id: string, input: DecideItemDto): Promise<ItemView> {
-    const user = actingUser();
+    const user = requireSignedInUser();
     const item = await this.transactions.run((manager) =>
       this.decideWithin(manager, id, input.decision, input.justification, input.version, user),
     );
@@ -88,7 +88,7 @@ export class ReviewItemsService implements OnModuleInit {
     campaignId: string,
     input: BulkDecideItemsDto,
   ): Promise<{ results: BulkItemResult[] }> {
-    const user = actingUser();
+    const user = requireSignedInUser();
     const targets = await this.bulkTargets(campaignId, input);
     const results: BulkItemResult[] = [];
     const reviewers = new Set<string | null>();
@@ -131,7 +131,7 @@ export class ReviewItemsService implements OnModuleInit {
 
   /** Hands an item to another reviewer; never to the account's holder, and the due date stays. */
   async reassign(id: string, input: ReassignItemDto): Promise<ItemView> {
-    const user = actingUser();
+    const user = requireSignedInUser();
     const { item, previousReviewer } = await this.transactions.run(async (manager) => {
       const current = await this.load(manager, id);
       assertOpen(current, this.clock.now());
@@ -367,12 +367,6 @@ export class ReviewItemsService implements OnModuleInit {
       undecidedAction,
     });
   }
-}
-
-function actingUser(): CurrentUser {
-  const user = currentContext()?.user;
-  if (!user) throw new DomainError(401, 'AUTH.REQUIRED', 'Sign in to review access');
-  return user;
 }
 
 function assertOpen(item: ItemContext, now: Date): void {

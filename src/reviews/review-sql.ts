@@ -10,9 +10,9 @@ export function scopeCondition(scope: string): string {
 }
 
 /**
- * Picks the reviewer of each account: the rule's reviewer, then (when that is the holder) the
- * holder's manager, then the fallback reviewer, then the system owner; only active users, never
- * the holder. Parameters: $1 reviewer rule, $2 fallback reviewer id.
+ * Picks the reviewer of each account in this order: the rule's reviewer, the holder's manager
+ * (when the rule's reviewer is the holder), the fallback reviewer, the system owner. Only active
+ * users qualify, and never the holder. Parameters: $1 reviewer rule, $2 fallback reviewer id.
  */
 export const REVIEWER_PICK = `
   CROSS JOIN LATERAL (
@@ -55,7 +55,7 @@ export const ITEM_COLUMNS = `i.id, i.campaign_id AS "campaignId", i.account_id A
   i.decided_by AS "decidedBy", i.decided_at AS "decidedAt", i.outcome,
   i.updated_at AS "updatedAt", i.version`;
 
-/** The outcome an item has, or gets when its campaign closes with the given undecided action. */
+/** Returns an item's outcome once its campaign closes with the given undecided action. */
 export function outcomeOf(decision: string | null, undecidedAction: string): string {
   if (decision === 'certify') return 'certified';
   if (decision === 'revoke') return 'revoked';
