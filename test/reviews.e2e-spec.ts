@@ -1,6 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 
 import { CampaignsService } from '../src/reviews/campaigns.service';
+import { ReminderQueue } from '../src/reviews/reminders/reminder-queue';
 import { startTestApp, TestApp, TestUser } from './support/app';
 import { superuserQuery } from './support/database';
 
@@ -452,6 +453,40 @@ describe('access reviews', () => {
         [campaign.id],
       ),
     ).rejects.toThrow(/frozen/);
+  });
+
+  it('campaign changes reach reminder jobs', async () => {
+    const [m1, m2] = await Promise.all([t.createUser(['manager']), t.createUser(['manager'])]);
+    const owner = await t.createUser(['system-owner']);
+    const h1 = await t.createUser(['requester'], { managerId: m1.id });
+    const h2 = await t.createUser(['requester'], { managerId: m2.id });
+    const systemId = await createSystem(owner.id);
+    const a1 = await addAccount(systemId, { userId: h1.id });
+    await addAccount(systemId, { userId: h2.id });
+    await setPolicy(systemId, owner.id);
+    const queue = t.app.get(ReminderQueue);
+    const campaignJobs = async (reviewerId: string): Promise<string[]> =>
+      (await queue.queuedIds()).filter((id) => id.startsWith(`rr-${campaign.id}-${reviewerId}-`));
+
+    const campaign = await openCampaign(systemId);
+    expect(await campaignJobs(m1.id)).not.toHaveLength(0);
+    expect(await campaignJobs(m2.id)).not.toHaveLength(0);
+
+    // M1's only item is decided, so M1's digests are withdrawn; M2's stay.
+    const item = (await items(campaign.id)).find((i) => i.accountId === a1) as Item;
+    expect((await decide(m1, item.id, { decision: 'certify', version: 1 })).statusCode).toBe(200);
+    expect(await campaignJobs(m1.id)).toHaveLength(0);
+    expect(await campaignJobs(m2.id)).not.toHaveLength(0);
+
+    t.clock.set(new Date(Date.parse(campaign.dueAt) + 4 * DAY));
+    expect(await t.app.get(CampaignsService).close(campaign.id)).toBe(true);
+    const itemIds = (await items(campaign.id)).map((i) => i.id);
+    const left = (await queue.queuedIds()).filter(
+      (id) =>
+        id.startsWith(`rr-${campaign.id}-`) ||
+        itemIds.some((itemId) => id.startsWith(`re-${itemId}-`)),
+    );
+    expect(left).toEqual([]);
   });
 
   it('admin certification needs justification', async () => {

@@ -44,7 +44,7 @@ async function runReviewReminders(): Promise<BenchmarkResult> {
   const database = await createBenchDatabase();
   const client = new IORedis(redisUrl, { maxRetriesPerRequest: 3 });
   try {
-    await client.ping();
+    await waitForRedis(client);
     await runSql(database.url, seedSql());
     const prefix = `bench_${randomBytes(4).toString('hex')}`;
     const settings = loadSettings({
@@ -84,8 +84,9 @@ async function runReviewReminders(): Promise<BenchmarkResult> {
         });
 
         await client.flushall();
+        const rawConnection = new IORedis(redisUrl, { maxRetriesPerRequest: null });
         const queue = new Queue(REVIEW_REMINDERS_QUEUE, {
-          connection: new IORedis(redisUrl, { maxRetriesPerRequest: null }),
+          connection: rawConnection,
           prefix: `raw_${prefix}`,
         });
         started = performance.now();
@@ -101,6 +102,8 @@ async function runReviewReminders(): Promise<BenchmarkResult> {
         const rawMs = performance.now() - started;
         const rawJobs = await client.zcard(`raw_${prefix}:${REVIEW_REMINDERS_QUEUE}:delayed`);
         await queue.close();
+        // A connection handed to BullMQ stays open after close(), so it is ended here.
+        rawConnection.disconnect();
         rows.push({ round: roundNumber, mode: 'raw addBulk', jobs: rawJobs, ms: round(rawMs, 0) });
         console.log(
           `Round ${roundNumber}: service ${round(serviceMs, 0)} ms, raw ${round(rawMs, 0)} ms`,
@@ -131,6 +134,20 @@ async function runReviewReminders(): Promise<BenchmarkResult> {
     client.disconnect();
     redis.kill('SIGTERM');
     await database.drop();
+  }
+}
+
+/** Waits until the freshly spawned redis-server answers PING, for at most 10 seconds. */
+async function waitForRedis(client: IORedis): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      await client.ping();
+      return;
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
   }
 }
 
