@@ -409,6 +409,21 @@ describe('demo organisation', () => {
       });
       expect(list[0].dueAt).toBe(new Date(first.clock.now().getTime() + 7 * DAY).toISOString());
 
+      const approval = await first.request({
+        method: 'GET',
+        url: `/api/systems/${screenConnect.id}/approval`,
+      });
+      expect(approval.json()).toMatchObject({ approved: true, status: 'approved' });
+      const requests = await first.request({ method: 'GET', url: '/api/tool-requests?limit=50' });
+      const statuses = requests.json().items.map((r: { status: string }) => r.status);
+      expect(statuses.filter((status: string) => status === 'approved')).toHaveLength(10);
+      expect(statuses.filter((status: string) => status === 'submitted')).toHaveLength(1);
+      const campaigns = await first.request({ method: 'GET', url: '/api/review-campaigns' });
+      expect(campaigns.json().items).toHaveLength(2);
+      expect(campaigns.json().items[0].progress).toMatchObject({ total: 3, undecided: 3 });
+      const verify = await first.request({ method: 'GET', url: '/api/audit/verify' });
+      expect(verify.json().valid).toBe(true);
+
       const imports = await first.request({ method: 'GET', url: '/api/kev/imports' });
       expect(imports.json().items[0]).toMatchObject({
         entries: 1404,

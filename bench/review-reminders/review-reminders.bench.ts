@@ -19,7 +19,7 @@ import { median, round } from '../support/stats';
 
 const ITEMS = 100_000;
 const REVIEWERS = 2_000;
-const ROUNDS = 2;
+const ROUNDS = 5;
 /** Jobs per addBulk call in the baseline, the same chunk size the service uses. */
 const CHUNK = 1000;
 const MAX_RATIO = 2;

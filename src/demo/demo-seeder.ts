@@ -8,6 +8,7 @@ import { Provider } from '../catalog/provider.entity';
 import { ThirdPartySystem } from '../catalog/system.entity';
 import { Clock } from '../common/clock';
 import { bundledKevFile } from '../common/project-root';
+import { CampaignsService } from '../reviews/campaigns.service';
 import { Transactions } from '../common/transactions';
 import { SETTINGS } from '../config/runtime';
 import { schemaIsCurrent } from '../database/data-source';
@@ -22,6 +23,7 @@ import {
   DEMO_SYSTEMS,
   DEMO_USERS,
 } from './demo-organisation';
+import { DemoSystemRef, seedDemoGovernance } from './demo-governance';
 
 /** Arbitrary constant naming the seed lock, so instances starting together seed once. */
 const SEED_LOCK_ID = 72_107_204;
@@ -32,6 +34,9 @@ export interface SeedResult {
   systems?: number;
   kevEntries?: number;
   findings?: number;
+  approvedSystems?: number;
+  accounts?: number;
+  reviewCampaigns?: number;
 }
 
 /**
@@ -50,6 +55,7 @@ export class DemoSeeder implements OnApplicationBootstrap {
     private readonly kevCatalog: KevCatalogService,
     private readonly clock: Clock,
     private readonly users: UsersService,
+    private readonly campaigns: CampaignsService,
     @Inject(SETTINGS) private readonly settings: Settings,
   ) {}
 
@@ -64,12 +70,28 @@ export class DemoSeeder implements OnApplicationBootstrap {
     const result = await this.seed();
     if (result.seeded) {
       this.logger.log(
-        `Seeded the demo organisation: ${result.systems} systems, ${result.kevEntries} KEV entries, ${result.findings} findings`,
+        `Seeded the demo organisation: ${result.systems} systems (${result.approvedSystems} approved), ${result.accounts} accounts, ${result.reviewCampaigns} review campaigns, ${result.kevEntries} KEV entries, ${result.findings} findings`,
       );
     }
   }
 
   async seed(): Promise<SeedResult> {
+    const result = await this.seedRecords();
+    if (!result.seeded) return result;
+
+    // Campaigns open through the review service after the seed commits, as a scheduled run would.
+    const reviewed = await this.dataSource.query<{ system_id: string }[]>(
+      `SELECT system_id FROM review_policies ORDER BY created_at, system_id`,
+    );
+    const today = this.clock.now().toISOString().slice(0, 10);
+    let reviewCampaigns = 0;
+    for (const { system_id: systemId } of reviewed) {
+      if (await this.campaigns.open(systemId, 'all', 'on-demand', today)) reviewCampaigns += 1;
+    }
+    return { ...result, reviewCampaigns };
+  }
+
+  private async seedRecords(): Promise<SeedResult> {
     const catalog = await readFile(bundledKevFile(), 'utf8');
     return this.transactions.run(async (manager) => {
       await manager.query('SELECT pg_advisory_xact_lock($1)', [SEED_LOCK_ID]);
@@ -96,6 +118,7 @@ export class DemoSeeder implements OnApplicationBootstrap {
       }
 
       const providerIds = await this.createProviders(manager);
+      const systems: DemoSystemRef[] = [];
       for (const demo of DEMO_SYSTEMS) {
         const now = this.clock.now();
         const { provider, ...fields } = demo;
@@ -110,6 +133,13 @@ export class DemoSeeder implements OnApplicationBootstrap {
           version: 1,
         });
         await manager.save(system);
+        systems.push({
+          id: system.id,
+          providerId: system.providerId,
+          criticality: system.criticality,
+          category: system.category,
+          deploysSoftware: system.deploysSoftware,
+        });
         await this.audit.record(manager, {
           action: 'system.created',
           entityType: 'system',
@@ -126,10 +156,31 @@ export class DemoSeeder implements OnApplicationBootstrap {
         catalog,
         'bundled snapshot (data/kev)',
       );
+      const person = (email: string): string => userIds.get(email)!;
+      const governance = await seedDemoGovernance(
+        manager,
+        this.audit,
+        this.clock.now(),
+        {
+          admin: person('admin@demo.example'),
+          requester: person('requester@demo.example'),
+          owner: person(DEMO_OWNER),
+          security: person('security@demo.example'),
+          manager: person('manager@demo.example'),
+        },
+        systems,
+      );
       const [{ findings }] = await manager.query<{ findings: number }[]>(
         `SELECT count(*)::int AS findings FROM vulnerability_findings`,
       );
-      return { seeded: true, systems: DEMO_SYSTEMS.length, kevEntries: report.entries, findings };
+      return {
+        seeded: true,
+        systems: DEMO_SYSTEMS.length,
+        kevEntries: report.entries,
+        findings,
+        approvedSystems: governance.approved,
+        accounts: governance.accounts,
+      };
     });
   }
 

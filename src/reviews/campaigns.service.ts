@@ -15,6 +15,7 @@ import { ReviewEvents } from './review-events';
 import {
   ACCOUNT_SNAPSHOT,
   ASSIGNED_REASON,
+  itemConditions,
   ITEM_COLUMNS,
   outcomeOf,
   REVIEWER_PICK,
@@ -365,18 +366,7 @@ export class CampaignsService {
 
   async items(campaignId: string, query: ItemListQuery): Promise<Page<ItemView>> {
     const campaign = await this.get(campaignId);
-    const parameters: unknown[] = [campaignId];
-    const conditions = ['i.campaign_id = $1'];
-    const add = (sql: string, value: unknown): void => {
-      parameters.push(value);
-      conditions.push(sql.replace('?', `$${parameters.length}`));
-    };
-    if (query.reviewerId) add('i.reviewer_id = ?', query.reviewerId);
-    if (query.privilege) add(`i.snapshot->>'privilege' = ?`, query.privilege);
-    if (query.holderType) add(`i.snapshot->>'holderType' = ?`, query.holderType);
-    if (query.decided !== undefined) {
-      conditions.push(query.decided ? 'i.decision IS NOT NULL' : 'i.decision IS NULL');
-    }
+    const { conditions, parameters } = itemConditions(campaignId, query);
     parameters.push(query.limit + 1, query.offset);
     const rows = await this.dataSource.query<Omit<ItemView, 'effectiveOutcome'>[]>(
       `SELECT ${ITEM_COLUMNS} FROM review_items i WHERE ${conditions.join(' AND ')}

@@ -10,7 +10,7 @@ import { returnedRows, Transactions } from '../common/transactions';
 import { UserHooks } from '../identity/user-hooks';
 import { CampaignsService, ItemView, withEffectiveOutcome } from './campaigns.service';
 import { ReviewEvents } from './review-events';
-import { ITEM_COLUMNS } from './review-sql';
+import { ITEM_COLUMNS, itemConditions } from './review-sql';
 import type {
   BulkDecideItemsDto,
   DecideItemDto,
@@ -315,23 +315,13 @@ export class ReviewItemsService implements OnModuleInit {
       ]);
     }
     const filter = input.filter ?? {};
-    const parameters: unknown[] = [campaignId];
-    const conditions = ['campaign_id = $1'];
-    if (filter.reviewerId) {
-      parameters.push(filter.reviewerId);
-      conditions.push(`reviewer_id = $${parameters.length}`);
-    }
-    if (filter.privilege) {
-      parameters.push(filter.privilege);
-      conditions.push(`snapshot->>'privilege' = $${parameters.length}`);
-    }
-    if (filter.holderType) {
-      parameters.push(filter.holderType);
-      conditions.push(`snapshot->>'holderType' = $${parameters.length}`);
-    }
-    if (filter.undecidedOnly !== false) conditions.push('decision IS NULL');
+    // A bulk filter selects only undecided items unless undecidedOnly is false.
+    const { conditions, parameters } = itemConditions(campaignId, {
+      ...filter,
+      decided: filter.undecidedOnly === false ? undefined : false,
+    });
     const rows = await this.dataSource.query<{ id: string }[]>(
-      `SELECT id FROM review_items WHERE ${conditions.join(' AND ')} ORDER BY id`,
+      `SELECT i.id FROM review_items i WHERE ${conditions.join(' AND ')} ORDER BY i.id`,
       parameters,
     );
     return rows.map((row) => ({

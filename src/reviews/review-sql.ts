@@ -63,3 +63,35 @@ export function outcomeOf(decision: string | null, undecidedAction: string): str
   if (undecidedAction === 'keep-and-flag') return 'kept-flagged';
   return 'escalated';
 }
+
+/** Item filters shared by the item list and bulk decisions. */
+export interface ItemFilter {
+  reviewerId?: string;
+  privilege?: string;
+  holderType?: string;
+  /** true: only decided items; false: only undecided ones; undefined: both. */
+  decided?: boolean;
+}
+
+/**
+ * Builds the WHERE conditions on `review_items i` for one campaign and a filter. The campaign id
+ * is `$1`; filter values follow in `parameters`.
+ */
+export function itemConditions(
+  campaignId: string,
+  filter: ItemFilter,
+): { conditions: string[]; parameters: unknown[] } {
+  const parameters: unknown[] = [campaignId];
+  const conditions = ['i.campaign_id = $1'];
+  const add = (sql: string, value: unknown): void => {
+    parameters.push(value);
+    conditions.push(`${sql} = $${parameters.length}`);
+  };
+  if (filter.reviewerId) add('i.reviewer_id', filter.reviewerId);
+  if (filter.privilege) add(`i.snapshot->>'privilege'`, filter.privilege);
+  if (filter.holderType) add(`i.snapshot->>'holderType'`, filter.holderType);
+  if (filter.decided !== undefined) {
+    conditions.push(filter.decided ? 'i.decision IS NOT NULL' : 'i.decision IS NULL');
+  }
+  return { conditions, parameters };
+}
