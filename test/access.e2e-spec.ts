@@ -686,6 +686,53 @@ describe('access', () => {
     expect(imported.json().rows).toHaveLength(2000);
   });
 
+  it('rejects a repeated account id ignoring case', async () => {
+    const systemId = await approvedSystem(t);
+    const lines = [
+      AWS_HEADER,
+      awsUser('alice', 'true'),
+      awsUser('bob', 'true'),
+      awsUser('ALICE', 'false'),
+      awsUser('carol', 'true'),
+      awsUser('Alice', 'true'),
+    ].join('\n');
+    const refused = await importCsv(t, systemId, 'preset=aws-iam-credential-report', lines);
+    expect(refused.statusCode).toBe(400);
+    expect(refused.json().details.rejected).toEqual([
+      {
+        line: 4,
+        externalId: 'ALICE',
+        reason: 'duplicate account id "ALICE" (first on line 2; ids ignore case)',
+      },
+      {
+        line: 6,
+        externalId: 'Alice',
+        reason: 'duplicate account id "Alice" (first on line 2; ids ignore case)',
+      },
+    ]);
+    expect(await accountsOf(t, systemId)).toEqual([]);
+
+    const partial = await importCsv(
+      t,
+      systemId,
+      'preset=aws-iam-credential-report&allowPartialErrors=true',
+      lines,
+    );
+    expect(partial.statusCode).toBe(201);
+    expect(partial.json()).toMatchObject({ created: 3, rejected: 2 });
+    expect(
+      partial.json().rows.map((row: { line: number; outcome: string }) => [row.line, row.outcome]),
+    ).toEqual([
+      [2, 'created'],
+      [3, 'created'],
+      [4, 'rejected'],
+      [5, 'created'],
+      [6, 'rejected'],
+    ]);
+    const [alice] = (await accountsOf(t, systemId)).filter((a) => a.externalId === 'alice');
+    expect(alice).toMatchObject({ mfaState: 'enabled' });
+  });
+
   it('imports a generic CSV through a column mapping', async () => {
     const systemId = await approvedSystem(t);
     const csv =

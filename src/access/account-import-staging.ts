@@ -5,6 +5,7 @@ import type { PoolClient } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { EntityManager } from 'typeorm';
 
+import { returnedRows } from '../common/transactions';
 import type { ImportPreset } from './access.dto';
 import { ImportedAccount, isRejected, readAccountRows, RejectedRow } from './account-csv';
 
@@ -17,14 +18,14 @@ export interface StagedFile {
 
 /**
  * Temporary tables of one import, dropped at commit. `account_import_rows` contains the valid file
- * rows. `account_import_outcomes` contains each created or updated row with its account id, and
+ * rows; its primary key is added after the COPY and the duplicate check. `account_import_outcomes` contains each created or updated row with its account id, and
  * for an updated account the changed fields before and after. `account_import_removed` lists the
  * accounts a full import marked removed. Outcomes have their own table because inserting into it
  * is cheaper than updating every staged row.
  */
 const CREATE_STAGING_TABLES = [
   `CREATE TEMP TABLE account_import_rows (
-     line integer NOT NULL, lower_id text PRIMARY KEY, external_id text NOT NULL,
+     line integer NOT NULL, lower_id text NOT NULL, external_id text NOT NULL,
      name text NOT NULL, privilege text NOT NULL, mfa_state text NOT NULL,
      status text NOT NULL, last_used_at timestamptz, attributes jsonb NOT NULL
    ) ON COMMIT DROP`,
@@ -69,8 +70,6 @@ export async function stageRows(
   options: StageOptions,
 ): Promise<StagedFile> {
   for (const sql of CREATE_STAGING_TABLES) await manager.query(sql);
-  // Lower-cased account id to the line that first named it, for the duplicate check.
-  const firstLines = new Map<string, number>();
   const staged: StagedFile = { rejected: [], rowsRead: 0, rowsValid: 0 };
 
   async function* copyChunks(): AsyncGenerator<string> {
@@ -84,19 +83,7 @@ export async function stageRows(
         staged.rejected.push(row);
         continue;
       }
-      const key = row.externalId.toLowerCase();
-      const firstLine = firstLines.get(key);
-      if (firstLine !== undefined) {
-        staged.rejected.push({
-          line: row.line,
-          externalId: row.externalId,
-          reason: `duplicate account id "${row.externalId}" (first on line ${firstLine}; ids ignore case)`,
-        });
-        continue;
-      }
-      firstLines.set(key, row.line);
-      staged.rowsValid++;
-      chunk += copyLine(row, key);
+      chunk += copyLine(row);
       if (chunk.length >= COPY_CHUNK_CHARS) {
         yield chunk;
         chunk = '';
@@ -106,16 +93,42 @@ export async function stageRows(
   }
 
   const client = (await manager.queryRunner!.connect()) as PoolClient;
-  await pipeline(Readable.from(copyChunks()), client.query(copyFrom(COPY_ROWS)));
+  const copy = client.query(copyFrom(COPY_ROWS));
+  // A small queue, because chunks that wait in it long enough are promoted to the old heap.
+  await pipeline(Readable.from(copyChunks(), { highWaterMark: 2 }), copy);
+
+  // The duplicate check runs here rather than in a Map of every id, so the memory of the import
+  // does not grow with the file. The first valid row of an id is kept.
+  const duplicates = returnedRows<{ line: number; externalId: string; firstLine: number }>(
+    await manager.query(
+      `WITH firsts AS (
+         SELECT lower_id, min(line) AS first_line FROM account_import_rows
+          GROUP BY lower_id HAVING count(*) > 1
+       )
+       DELETE FROM account_import_rows r USING firsts f
+        WHERE r.lower_id = f.lower_id AND r.line > f.first_line
+       RETURNING r.line, r.external_id AS "externalId", f.first_line AS "firstLine"`,
+    ),
+  );
+  for (const row of duplicates) {
+    staged.rejected.push({
+      line: row.line,
+      externalId: row.externalId,
+      reason: `duplicate account id "${row.externalId}" (first on line ${row.firstLine}; ids ignore case)`,
+    });
+  }
+  staged.rejected.sort((a, b) => a.line - b.line);
+  staged.rowsValid = copy.rowCount - duplicates.length;
+  await manager.query('ALTER TABLE account_import_rows ADD PRIMARY KEY (lower_id)');
   // Temporary tables get no automatic statistics, and the reconciliation joins on this one.
   await manager.query('ANALYZE account_import_rows');
   return staged;
 }
 
-function copyLine(row: ImportedAccount, lowerId: string): string {
+function copyLine(row: ImportedAccount): string {
   const fields = [
     String(row.line),
-    copyText(lowerId),
+    copyText(row.externalId.toLowerCase()),
     copyText(row.externalId),
     copyText(row.name),
     row.privilege,
