@@ -185,40 +185,8 @@ export class AccountImportService {
     );
     progress(`Created ${created} account(s)`);
 
-    // "unknown" in the file means the file does not say, so the recorded value stays. The
-    // self-join on `o` returns each account's state from before the update. The accounts created
-    // just above match their rows, so they are never updated.
-    const [{ count: updated }] = await manager.query<{ count: number }[]>(
-      `WITH updated AS (
-         UPDATE accounts a
-            SET name = r.name,
-                privilege = CASE WHEN r.privilege = 'unknown' THEN a.privilege ELSE r.privilege END,
-                mfa_state = CASE WHEN r.mfa_state = 'unknown' THEN a.mfa_state ELSE r.mfa_state END,
-                status = r.status, removed_at = NULL,
-                last_used_at = COALESCE(r.last_used_at, a.last_used_at),
-                attributes = r.attributes, updated_at = $2, version = a.version + 1
-           FROM account_import_rows r, accounts o
-          WHERE a.system_id = $1 AND lower(a.external_id) = r.lower_id AND o.id = a.id
-            AND (a.name, CASE WHEN r.privilege = 'unknown' THEN a.privilege ELSE r.privilege END,
-                 CASE WHEN r.mfa_state = 'unknown' THEN a.mfa_state ELSE r.mfa_state END,
-                 a.status, COALESCE(r.last_used_at, a.last_used_at), a.attributes)
-                IS DISTINCT FROM
-                (r.name, a.privilege, a.mfa_state, r.status, a.last_used_at, r.attributes)
-         RETURNING a.id, r.lower_id,
-                   json_build_object('name', o.name, 'privilege', o.privilege,
-                     'mfaState', o.mfa_state, 'status', o.status,
-                     'lastUsedAt', o.last_used_at) AS before,
-                   json_build_object('name', a.name, 'privilege', a.privilege,
-                     'mfaState', a.mfa_state, 'status', a.status,
-                     'lastUsedAt', a.last_used_at) AS after
-       ), marked AS (
-         INSERT INTO account_import_outcomes (lower_id, outcome, account_id, before, after)
-         SELECT lower_id, 'updated', id, before, after FROM updated
-         RETURNING 1
-       )
-       SELECT count(*)::int AS count FROM marked`,
-      [systemId, now],
-    );
+    // When every row created an account, no row can change one, so the join is skipped.
+    const updated = created < staged.rowsValid ? await updateAccounts(manager, systemId, now) : 0;
     progress(`Updated ${updated} account(s)`);
 
     const removal = await this.markRemoved(manager, systemId, staged.rejected, options.mode, now);
@@ -323,6 +291,52 @@ export class AccountImportService {
     );
     return { removed: count, skipped: null };
   }
+}
+
+/**
+ * Applies the file to the accounts it names whose recorded state differs, and lists them in
+ * `account_import_outcomes` with the changed fields before and after. Returns how many changed.
+ */
+async function updateAccounts(
+  manager: EntityManager,
+  systemId: string,
+  now: Date,
+): Promise<number> {
+  // "unknown" in the file means the file does not say, so the recorded value stays. The
+  // self-join on `o` returns each account's state from before the update. Accounts created by
+  // this import match their rows, so they are never updated.
+  const [{ count }] = await manager.query<{ count: number }[]>(
+    `WITH updated AS (
+       UPDATE accounts a
+          SET name = r.name,
+              privilege = CASE WHEN r.privilege = 'unknown' THEN a.privilege ELSE r.privilege END,
+              mfa_state = CASE WHEN r.mfa_state = 'unknown' THEN a.mfa_state ELSE r.mfa_state END,
+              status = r.status, removed_at = NULL,
+              last_used_at = COALESCE(r.last_used_at, a.last_used_at),
+              attributes = r.attributes, updated_at = $2, version = a.version + 1
+         FROM account_import_rows r, accounts o
+        WHERE a.system_id = $1 AND lower(a.external_id) = r.lower_id AND o.id = a.id
+          AND (a.name, CASE WHEN r.privilege = 'unknown' THEN a.privilege ELSE r.privilege END,
+               CASE WHEN r.mfa_state = 'unknown' THEN a.mfa_state ELSE r.mfa_state END,
+               a.status, COALESCE(r.last_used_at, a.last_used_at), a.attributes)
+              IS DISTINCT FROM
+              (r.name, a.privilege, a.mfa_state, r.status, a.last_used_at, r.attributes)
+       RETURNING a.id, r.lower_id,
+                 json_build_object('name', o.name, 'privilege', o.privilege,
+                   'mfaState', o.mfa_state, 'status', o.status,
+                   'lastUsedAt', o.last_used_at) AS before,
+                 json_build_object('name', a.name, 'privilege', a.privilege,
+                   'mfaState', a.mfa_state, 'status', a.status,
+                   'lastUsedAt', a.last_used_at) AS after
+     ), marked AS (
+       INSERT INTO account_import_outcomes (lower_id, outcome, account_id, before, after)
+       SELECT lower_id, 'updated', id, before, after FROM updated
+       RETURNING 1
+     )
+     SELECT count(*)::int AS count FROM marked`,
+    [systemId, now],
+  );
+  return count;
 }
 
 /**
