@@ -550,6 +550,58 @@ describe('access', () => {
     expect((await accountsOf(t, systemId)).filter((a) => a.status === 'removed')).toHaveLength(4);
   });
 
+  it('records each import in one audit event', async () => {
+    const systemId = await approvedSystem(t);
+    const first = await importCsv(t, systemId, 'preset=aws-iam-credential-report', AWS_REPORT);
+    expect(first.statusCode).toBe(201);
+    const byId = Object.fromEntries(
+      (await accountsOf(t, systemId)).map((account) => [account.externalId, account.id]),
+    );
+    t.clock.advance(HOUR);
+    const second = await importCsv(
+      t,
+      systemId,
+      'preset=aws-iam-credential-report',
+      `${AWS_HEADER}\n${awsUser('alice', 'false')}\n`,
+    );
+    expect(second.statusCode).toBe(201);
+    expect(second.json().rows).toEqual([
+      { line: 2, externalId: 'alice', outcome: 'updated', accountId: byId.alice },
+    ]);
+
+    const events = await superuserQuery<{ entity_id: string; after: Record<string, unknown> }>(
+      t.databaseUrl,
+      `SELECT entity_id, after FROM audit_events
+        WHERE action = 'account_import.applied' AND after->>'systemId' = $1 ORDER BY seq`,
+      [systemId],
+    );
+    expect(events.map((event) => event.entity_id)).toEqual([first.json().id, second.json().id]);
+    const [created, changed] = events.map((event) => event.after);
+    expect(created.createdAccounts).toEqual(
+      ['<root_account>', 'alice', 'bob', 'ci-deploy', 'old-user'].map((externalId) => ({
+        id: byId[externalId],
+        externalId,
+      })),
+    );
+    expect(created.updatedAccounts).toEqual([]);
+    expect(created.removedAccountIds).toEqual([]);
+    expect(created).toMatchObject({ created: 5, updated: 0, removed: 0, rejectedRows: [] });
+
+    expect(changed.createdAccounts).toEqual([]);
+    expect(changed.updatedAccounts).toEqual([
+      {
+        id: byId.alice,
+        externalId: 'alice',
+        before: expect.objectContaining({ mfaState: 'enabled' }),
+        after: expect.objectContaining({ mfaState: 'disabled' }),
+      },
+    ]);
+    expect(changed.removedAccountIds).toEqual(
+      [byId['<root_account>'], byId.bob, byId['ci-deploy'], byId['old-user']].sort(),
+    );
+    expect(changed).toMatchObject({ created: 0, updated: 1, removed: 4, unchanged: 0 });
+  });
+
   it('rejects malformed files with line numbers and changes nothing', async () => {
     const systemId = await approvedSystem(t);
     expect(
@@ -615,6 +667,70 @@ describe('access', () => {
     expect(partial.statusCode).toBe(201);
     // The rejected row keeps alice; bob, ci-deploy and old-user are absent from this full import.
     expect(partial.json()).toMatchObject({ rejected: 1, unchanged: 1, removed: 3 });
+  });
+
+  it('rolls back a large file that breaks midway', async () => {
+    const systemId = await approvedSystem(t);
+    // Enough rows that part of the file has reached PostgreSQL before the broken line.
+    const users = Array.from({ length: 2000 }, (_, i) => awsUser(`bulk-${i}`, 'true'));
+    const broken = [AWS_HEADER, ...users, `"broken,${awsUser('late', 'true')}`].join('\n');
+    const failed = await importCsv(t, systemId, 'preset=aws-iam-credential-report', broken);
+    expect(failed.statusCode).toBe(400);
+    expect(failed.json().code).toBe('ACCESS.IMPORT_INVALID');
+    expect(await accountsOf(t, systemId)).toEqual([]);
+
+    const valid = [AWS_HEADER, ...users].join('\n');
+    const imported = await importCsv(t, systemId, 'preset=aws-iam-credential-report', valid);
+    expect(imported.statusCode).toBe(201);
+    expect(imported.json()).toMatchObject({ created: 2000, rejected: 0 });
+    expect(imported.json().rows).toHaveLength(2000);
+  });
+
+  it('rejects a repeated account id ignoring case', async () => {
+    const systemId = await approvedSystem(t);
+    const lines = [
+      AWS_HEADER,
+      awsUser('alice', 'true'),
+      awsUser('bob', 'true'),
+      awsUser('ALICE', 'false'),
+      awsUser('carol', 'true'),
+      awsUser('Alice', 'true'),
+    ].join('\n');
+    const refused = await importCsv(t, systemId, 'preset=aws-iam-credential-report', lines);
+    expect(refused.statusCode).toBe(400);
+    expect(refused.json().details.rejected).toEqual([
+      {
+        line: 4,
+        externalId: 'ALICE',
+        reason: 'duplicate account id "ALICE" (first on line 2; ids ignore case)',
+      },
+      {
+        line: 6,
+        externalId: 'Alice',
+        reason: 'duplicate account id "Alice" (first on line 2; ids ignore case)',
+      },
+    ]);
+    expect(await accountsOf(t, systemId)).toEqual([]);
+
+    const partial = await importCsv(
+      t,
+      systemId,
+      'preset=aws-iam-credential-report&allowPartialErrors=true',
+      lines,
+    );
+    expect(partial.statusCode).toBe(201);
+    expect(partial.json()).toMatchObject({ created: 3, rejected: 2 });
+    expect(
+      partial.json().rows.map((row: { line: number; outcome: string }) => [row.line, row.outcome]),
+    ).toEqual([
+      [2, 'created'],
+      [3, 'created'],
+      [4, 'rejected'],
+      [5, 'created'],
+      [6, 'rejected'],
+    ]);
+    const [alice] = (await accountsOf(t, systemId)).filter((a) => a.externalId === 'alice');
+    expect(alice).toMatchObject({ mfaState: 'enabled' });
   });
 
   it('imports a generic CSV through a column mapping', async () => {

@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 
 import { Injectable, Logger } from '@nestjs/common';
+import type { PoolClient } from 'pg';
 import { DataSource, EntityManager } from 'typeorm';
 
 import { AuditService } from '../audit/audit.service';
@@ -8,16 +9,10 @@ import { Clock } from '../common/clock';
 import { DomainError, NotFoundError } from '../common/errors';
 import { assertMayActOnSystem } from '../common/ownership';
 import { Page, PageQuery, toPage } from '../common/pagination';
-import { returnedRows, Transactions } from '../common/transactions';
+import { Transactions } from '../common/transactions';
 import type { AccountImportQuery } from './access.dto';
-import {
-  ImportedAccount,
-  ImportFileError,
-  isRejected,
-  parseMapping,
-  readAccountRows,
-  RejectedRow,
-} from './account-csv';
+import { ImportFileError, parseMapping, RejectedRow } from './account-csv';
+import { StagedFile, stageRows } from './account-import-staging';
 
 export type RowOutcome = 'created' | 'updated' | 'unchanged' | 'rejected';
 
@@ -57,15 +52,6 @@ export interface AccountImportOptions extends Pick<
   progress?: (message: string) => void;
 }
 
-/** Valid rows by lower-cased account id, and the rejected rows, of one file. */
-interface StagedFile {
-  lines: Map<string, { line: number; externalId: string }>;
-  rejected: RejectedRow[];
-  rowsRead: number;
-}
-
-/** Rows per INSERT into the staging table. */
-const BATCH_SIZE = 5000;
 const PROGRESS_EVERY = 10_000;
 /** Rejected rows listed in a 400 body; the count covers all of them. */
 const MAX_LISTED_PROBLEMS = 1000;
@@ -129,7 +115,7 @@ export class AccountImportService {
     return toPage(rows, query);
   }
 
-  /** Streams the file into a temporary table, checking each row; throws on a rejected file. */
+  /** Streams the file into the staging tables, checking each row; throws on a rejected file. */
   private async stage(
     manager: EntityManager,
     content: Readable | string,
@@ -137,42 +123,14 @@ export class AccountImportService {
     mapping: Record<string, string> | undefined,
   ): Promise<StagedFile> {
     const progress = options.progress ?? (() => undefined);
-    await manager.query(
-      `CREATE TEMP TABLE account_import_rows (
-         line integer NOT NULL, lower_id text PRIMARY KEY, external_id text NOT NULL,
-         name text NOT NULL, privilege text NOT NULL, mfa_state text NOT NULL,
-         status text NOT NULL, last_used_at timestamptz, attributes jsonb NOT NULL
-       ) ON COMMIT DROP`,
-    );
-    const lines = new Map<string, { line: number; externalId: string }>();
-    const rejected: RejectedRow[] = [];
-    let batch: ImportedAccount[] = [];
-    let rowsRead = 0;
+    let staged: StagedFile;
     try {
-      for await (const row of readAccountRows(content, options.preset, mapping)) {
-        rowsRead++;
-        if (rowsRead % PROGRESS_EVERY === 0) progress(`Read ${rowsRead} rows`);
-        if (isRejected(row)) {
-          rejected.push(row);
-          continue;
-        }
-        const key = row.externalId.toLowerCase();
-        const first = lines.get(key);
-        if (first !== undefined) {
-          rejected.push({
-            line: row.line,
-            externalId: row.externalId,
-            reason: `duplicate account id "${row.externalId}" (first on line ${first.line}; ids ignore case)`,
-          });
-          continue;
-        }
-        lines.set(key, { line: row.line, externalId: row.externalId });
-        batch.push(row);
-        if (batch.length >= BATCH_SIZE) {
-          await insertBatch(manager, batch);
-          batch = [];
-        }
-      }
+      staged = await stageRows(manager, content, {
+        preset: options.preset,
+        mapping,
+        progress,
+        progressEvery: PROGRESS_EVERY,
+      });
     } catch (error) {
       if (error instanceof ImportFileError) {
         throw invalidFile(`The file cannot be imported: ${error.message}`, [
@@ -181,8 +139,8 @@ export class AccountImportService {
       }
       throw error;
     }
-    if (batch.length > 0) await insertBatch(manager, batch);
-    progress(`Read ${rowsRead} rows: ${lines.size} valid, ${rejected.length} rejected`);
+    const { rejected, rowsRead, rowsValid } = staged;
+    progress(`Read ${rowsRead} rows: ${rowsValid} valid, ${rejected.length} rejected`);
 
     if (rejected.length > 0 && !options.allowPartialErrors) {
       throw invalidFile(
@@ -191,7 +149,7 @@ export class AccountImportService {
         rejected,
       );
     }
-    return { lines, rejected, rowsRead };
+    return staged;
   }
 
   private async reconcile(
@@ -204,60 +162,44 @@ export class AccountImportService {
     const startedAt = this.clock.now();
     const now = startedAt;
 
-    const created = await manager.query<{ id: string; lower_id: string; external_id: string }[]>(
-      `INSERT INTO accounts (system_id, external_id, name, privilege, purpose, mfa_state, status,
-                             origin, last_used_at, attributes, created_at, updated_at)
-       SELECT $1, r.external_id, r.name, r.privilege,
-              CASE WHEN r.privilege = 'admin' THEN 'admin' ELSE 'everyday' END,
-              r.mfa_state, r.status, 'imported', r.last_used_at, r.attributes, $2, $2
-         FROM account_import_rows r
-        WHERE NOT EXISTS (SELECT 1 FROM accounts a
-                           WHERE a.system_id = $1 AND lower(a.external_id) = r.lower_id)
-       RETURNING id, lower(external_id) AS lower_id, external_id`,
+    // Each statement records its outcomes in account_import_outcomes, so neither the created nor
+    // the updated accounts pass through Node.js until the report is read.
+    const [{ count: created }] = await manager.query<{ count: number }[]>(
+      `WITH created AS (
+         INSERT INTO accounts (system_id, external_id, name, privilege, purpose, mfa_state, status,
+                               origin, last_used_at, attributes, created_at, updated_at)
+         SELECT $1, r.external_id, r.name, r.privilege,
+                CASE WHEN r.privilege = 'admin' THEN 'admin' ELSE 'everyday' END,
+                r.mfa_state, r.status, 'imported', r.last_used_at, r.attributes, $2, $2
+           FROM account_import_rows r
+          WHERE NOT EXISTS (SELECT 1 FROM accounts a
+                             WHERE a.system_id = $1 AND lower(a.external_id) = r.lower_id)
+         RETURNING id, lower(external_id) AS lower_id
+       ), marked AS (
+         INSERT INTO account_import_outcomes (lower_id, outcome, account_id)
+         SELECT lower_id, 'created', id FROM created
+         RETURNING 1
+       )
+       SELECT count(*)::int AS count FROM marked`,
       [systemId, now],
     );
-    progress(`Created ${created.length} account(s)`);
+    progress(`Created ${created} account(s)`);
 
-    // "unknown" in the file means the file does not say, so the recorded value stays. The
-    // self-join on `o` returns each account's state from before the update.
-    const updated = returnedRows<Record<string, unknown>>(
-      await manager.query(
-        `UPDATE accounts a
-            SET name = r.name,
-                privilege = CASE WHEN r.privilege = 'unknown' THEN a.privilege ELSE r.privilege END,
-                mfa_state = CASE WHEN r.mfa_state = 'unknown' THEN a.mfa_state ELSE r.mfa_state END,
-                status = r.status, removed_at = NULL,
-                last_used_at = COALESCE(r.last_used_at, a.last_used_at),
-                attributes = r.attributes, updated_at = $2, version = a.version + 1
-           FROM account_import_rows r, accounts o
-          WHERE a.system_id = $1 AND lower(a.external_id) = r.lower_id AND o.id = a.id
-            AND (a.name, CASE WHEN r.privilege = 'unknown' THEN a.privilege ELSE r.privilege END,
-                 CASE WHEN r.mfa_state = 'unknown' THEN a.mfa_state ELSE r.mfa_state END,
-                 a.status, COALESCE(r.last_used_at, a.last_used_at), a.attributes)
-                IS DISTINCT FROM
-                (r.name, a.privilege, a.mfa_state, r.status, a.last_used_at, r.attributes)
-        RETURNING a.id, r.lower_id, a.external_id,
-                  json_build_object('name', o.name, 'privilege', o.privilege, 'mfaState', o.mfa_state,
-                    'status', o.status, 'lastUsedAt', o.last_used_at) AS before,
-                  json_build_object('name', a.name, 'privilege', a.privilege, 'mfaState', a.mfa_state,
-                    'status', a.status, 'lastUsedAt', a.last_used_at) AS after`,
-        [systemId, now],
-      ),
-    );
-    progress(`Updated ${updated.length} account(s)`);
+    // When every row created an account, no row can change one, so the join is skipped.
+    const updated = created < staged.rowsValid ? await updateAccounts(manager, systemId, now) : 0;
+    progress(`Updated ${updated} account(s)`);
 
     const removal = await this.markRemoved(manager, systemId, staged.rejected, options.mode, now);
-    const findings = await this.reconcileFindings(manager, systemId, removal.removedIds, now);
+    const findings = await reconcileFindings(manager, systemId, now);
     progress(`Findings: ${findings.raised} raised or seen again, ${findings.resolved} resolved`);
 
-    const rowsValid = staged.lines.size;
     const counts = {
       rowsRead: staged.rowsRead,
-      created: created.length,
-      updated: updated.length,
-      unchanged: rowsValid - created.length - updated.length,
+      created,
+      updated,
+      unchanged: staged.rowsValid - created - updated,
       rejected: staged.rejected.length,
-      removed: removal.removedIds.length,
+      removed: removal.removed,
     };
     const [{ id }] = await manager.query<{ id: string }[]>(
       `INSERT INTO account_imports (system_id, preset, mode, source, rows_read, created, updated,
@@ -280,28 +222,25 @@ export class AccountImportService {
     );
     // One event for the whole import: it lists every account it created, changed or removed, with
     // the changed fields before and after, so the history of each account can be rebuilt from it.
-    await this.audit.record(manager, {
-      action: 'account_import.applied',
-      entityType: 'account_import',
-      entityId: id,
-      before: null,
-      after: {
-        systemId,
-        preset: options.preset,
-        mode: options.mode,
-        source: options.source,
-        ...counts,
-        createdAccounts: created.map((row) => ({ id: row.id, externalId: row.external_id })),
-        updatedAccounts: updated.map((row) => ({
-          id: row.id,
-          externalId: row.external_id,
-          before: row.before,
-          after: row.after,
-        })),
-        removedAccountIds: removal.removedIds,
-        rejectedRows: staged.rejected,
+    // PostgreSQL builds the three account lists from the staging tables.
+    await this.audit.recordWithAfterQuery(
+      manager,
+      {
+        action: 'account_import.applied',
+        entityType: 'account_import',
+        entityId: id,
+        before: null,
+        after: {
+          systemId,
+          preset: options.preset,
+          mode: options.mode,
+          source: options.source,
+          ...counts,
+          rejectedRows: staged.rejected,
+        },
       },
-    });
+      IMPORTED_ACCOUNT_LISTS,
+    );
 
     return {
       id,
@@ -312,14 +251,14 @@ export class AccountImportService {
       removalSkipped: removal.skipped,
       findingsRaised: findings.raised,
       findingsResolved: findings.resolved,
-      rows: rowResults(staged, created, updated),
+      rows: await readRowResults(manager, staged.rejected),
     };
   }
 
   /**
-   * In a full import, marks accounts absent from the file as removed. A rejected row that named
-   * its account keeps that account; a rejected row without an id makes absence unknowable, so
-   * nothing is removed.
+   * In a full import, marks accounts absent from the file as removed and lists them in
+   * `account_import_removed`. A rejected row that named its account keeps that account; a rejected
+   * row without an id makes absence unknowable, so nothing is removed.
    */
   private async markRemoved(
     manager: EntityManager,
@@ -327,108 +266,173 @@ export class AccountImportService {
     rejected: RejectedRow[],
     mode: 'full' | 'partial',
     now: Date,
-  ): Promise<{ removedIds: string[]; skipped: string | null }> {
-    if (mode === 'partial') return { removedIds: [], skipped: null };
+  ): Promise<{ removed: number; skipped: string | null }> {
+    if (mode === 'partial') return { removed: 0, skipped: null };
     if (rejected.some((row) => row.externalId === null)) {
       return {
-        removedIds: [],
+        removed: 0,
         skipped: 'a rejected row has no readable account id, so absent accounts were kept',
       };
     }
     const kept = rejected.map((row) => (row.externalId ?? '').toLowerCase());
-    const removed = returnedRows<{ id: string }>(
-      await manager.query(
-        `UPDATE accounts a SET status = 'removed', removed_at = $2, updated_at = $2,
+    const [{ count }] = await manager.query<{ count: number }[]>(
+      `WITH removed AS (
+         UPDATE accounts a SET status = 'removed', removed_at = $2, updated_at = $2,
                 version = version + 1
           WHERE a.system_id = $1 AND a.status <> 'removed'
             AND NOT EXISTS (SELECT 1 FROM account_import_rows r WHERE r.lower_id = lower(a.external_id))
             AND NOT (lower(a.external_id) = ANY($3::text[]))
-        RETURNING a.id`,
-        [systemId, now, kept],
-      ),
+         RETURNING a.id
+       ), listed AS (
+         INSERT INTO account_import_removed (id) SELECT id FROM removed RETURNING 1
+       )
+       SELECT count(*)::int AS count FROM listed`,
+      [systemId, now, kept],
     );
-    return { removedIds: removed.map((row) => row.id), skipped: null };
-  }
-
-  /**
-   * Raises or resolves the findings an import can observe, for the accounts in the file, and
-   * resolves those of removed accounts. A finding seen again keeps its status and first-seen time.
-   */
-  private async reconcileFindings(
-    manager: EntityManager,
-    systemId: string,
-    removedIds: string[],
-    now: Date,
-  ): Promise<{ raised: number; resolved: number }> {
-    const holdsGrant = (privilege: string): string =>
-      `EXISTS (SELECT 1 FROM access_grants g WHERE g.account_id = a.id
-                 AND g.status IN ('approved', 'active') AND (g.ends_at IS NULL OR g.ends_at > $2)
-                 ${privilege})`;
-    const conditions: Record<string, string> = {
-      'unapproved-access': `a.status = 'active' AND NOT ${holdsGrant('')}`,
-      'admin-without-mfa': `a.mfa_state = 'disabled' AND ${holdsGrant("AND g.privilege = 'admin'")}`,
-      'admin-on-everyday-account': `a.privilege = 'admin' AND a.purpose = 'everyday'`,
-      'provider-account-conflict': `a.status <> 'removed' AND EXISTS (
-          SELECT 1 FROM accounts p WHERE lower(p.external_id) = lower(a.external_id)
-             AND p.holder_type = 'provider' AND p.id <> a.id)`,
-    };
-    let raised = 0;
-    let resolved = 0;
-    for (const [type, condition] of Object.entries(conditions)) {
-      const inserted = returnedRows<{ id: string }>(
-        await manager.query(
-          `INSERT INTO access_findings (type, system_id, account_id, details, first_seen_at,
-                                        last_seen_at, status)
-           SELECT $3, a.system_id, a.id, '{"source": "account-import"}', $2, $2, 'open'
-             FROM accounts a JOIN account_import_rows r ON r.lower_id = lower(a.external_id)
-            WHERE a.system_id = $1 AND ${condition}
-           ON CONFLICT (type, system_id, account_id) DO UPDATE
-             SET last_seen_at = EXCLUDED.last_seen_at,
-                 status = CASE WHEN access_findings.status = 'resolved' THEN 'open'
-                               ELSE access_findings.status END,
-                 resolved_at = NULL
-           RETURNING id`,
-          [systemId, now, type],
-        ),
-      );
-      raised += inserted.length;
-      const cleared = returnedRows<{ id: string }>(
-        await manager.query(
-          `UPDATE access_findings f SET status = 'resolved', resolved_at = $2, version = f.version + 1
-             FROM accounts a
-            WHERE f.account_id = a.id AND f.type = $3 AND f.status <> 'resolved'
-              AND a.system_id = $1
-              AND (a.id = ANY($4::uuid[])
-                   OR (EXISTS (SELECT 1 FROM account_import_rows r WHERE r.lower_id = lower(a.external_id))
-                       AND NOT (${condition})))
-           RETURNING f.id`,
-          [systemId, now, type, removedIds],
-        ),
-      );
-      resolved += cleared.length;
-    }
-    return { raised, resolved };
+    return { removed: count, skipped: null };
   }
 }
 
-async function insertBatch(manager: EntityManager, batch: ImportedAccount[]): Promise<void> {
-  await manager.query(
-    `INSERT INTO account_import_rows
-       (line, lower_id, external_id, name, privilege, mfa_state, status, last_used_at, attributes)
-     SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                          $7::text[], $8::timestamptz[], $9::jsonb[])`,
-    [
-      batch.map((row) => row.line),
-      batch.map((row) => row.externalId.toLowerCase()),
-      batch.map((row) => row.externalId),
-      batch.map((row) => row.name),
-      batch.map((row) => row.privilege),
-      batch.map((row) => row.mfaState),
-      batch.map((row) => row.status),
-      batch.map((row) => row.lastUsedAt),
-      batch.map((row) => JSON.stringify(row.attributes)),
-    ],
+/**
+ * Applies the file to the accounts it names whose recorded state differs, and lists them in
+ * `account_import_outcomes` with the changed fields before and after. Returns how many changed.
+ */
+async function updateAccounts(
+  manager: EntityManager,
+  systemId: string,
+  now: Date,
+): Promise<number> {
+  // "unknown" in the file means the file does not say, so the recorded value stays. The
+  // self-join on `o` returns each account's state from before the update. Accounts created by
+  // this import match their rows, so they are never updated.
+  const [{ count }] = await manager.query<{ count: number }[]>(
+    `WITH updated AS (
+       UPDATE accounts a
+          SET name = r.name,
+              privilege = CASE WHEN r.privilege = 'unknown' THEN a.privilege ELSE r.privilege END,
+              mfa_state = CASE WHEN r.mfa_state = 'unknown' THEN a.mfa_state ELSE r.mfa_state END,
+              status = r.status, removed_at = NULL,
+              last_used_at = COALESCE(r.last_used_at, a.last_used_at),
+              attributes = r.attributes, updated_at = $2, version = a.version + 1
+         FROM account_import_rows r, accounts o
+        WHERE a.system_id = $1 AND lower(a.external_id) = r.lower_id AND o.id = a.id
+          AND (a.name, CASE WHEN r.privilege = 'unknown' THEN a.privilege ELSE r.privilege END,
+               CASE WHEN r.mfa_state = 'unknown' THEN a.mfa_state ELSE r.mfa_state END,
+               a.status, COALESCE(r.last_used_at, a.last_used_at), a.attributes)
+              IS DISTINCT FROM
+              (r.name, a.privilege, a.mfa_state, r.status, a.last_used_at, r.attributes)
+       RETURNING a.id, r.lower_id,
+                 json_build_object('name', o.name, 'privilege', o.privilege,
+                   'mfaState', o.mfa_state, 'status', o.status,
+                   'lastUsedAt', o.last_used_at) AS before,
+                 json_build_object('name', a.name, 'privilege', a.privilege,
+                   'mfaState', a.mfa_state, 'status', a.status,
+                   'lastUsedAt', a.last_used_at) AS after
+     ), marked AS (
+       INSERT INTO account_import_outcomes (lower_id, outcome, account_id, before, after)
+       SELECT lower_id, 'updated', id, before, after FROM updated
+       RETURNING 1
+     )
+     SELECT count(*)::int AS count FROM marked`,
+    [systemId, now],
   );
+  return count;
+}
+
+/**
+ * The created, updated and removed accounts of the audit event, as one jsonb object built from the
+ * staging tables, in file order (removed accounts by id).
+ */
+const IMPORTED_ACCOUNT_LISTS = `jsonb_build_object(
+  'createdAccounts', COALESCE((
+    SELECT jsonb_agg(jsonb_build_object('id', o.account_id, 'externalId', r.external_id)
+                     ORDER BY r.line)
+      FROM account_import_outcomes o JOIN account_import_rows r USING (lower_id)
+     WHERE o.outcome = 'created'), '[]'),
+  'updatedAccounts', COALESCE((
+    SELECT jsonb_agg(jsonb_build_object('id', o.account_id, 'externalId', r.external_id,
+                                        'before', o.before, 'after', o.after)
+                     ORDER BY r.line)
+      FROM account_import_outcomes o JOIN account_import_rows r USING (lower_id)
+     WHERE o.outcome = 'updated'), '[]'),
+  'removedAccountIds', COALESCE((
+    SELECT jsonb_agg(d.id ORDER BY d.id) FROM account_import_removed d), '[]'))`;
+
+/**
+ * The findings an import can observe. Each condition is a boolean SQL expression over the account
+ * `a`, with $2 the time of the import.
+ */
+const FINDING_CONDITIONS: Record<string, string> = (() => {
+  const holdsGrant = (privilege: string): string =>
+    `EXISTS (SELECT 1 FROM access_grants g WHERE g.account_id = a.id
+               AND g.status IN ('approved', 'active') AND (g.ends_at IS NULL OR g.ends_at > $2)
+               ${privilege})`;
+  return {
+    'unapproved-access': `a.status = 'active' AND NOT ${holdsGrant('')}`,
+    'admin-without-mfa': `a.mfa_state = 'disabled' AND ${holdsGrant("AND g.privilege = 'admin'")}`,
+    'admin-on-everyday-account': `a.privilege = 'admin' AND a.purpose = 'everyday'`,
+    'provider-account-conflict': `a.status <> 'removed' AND EXISTS (
+        SELECT 1 FROM accounts p WHERE lower(p.external_id) = lower(a.external_id)
+           AND p.holder_type = 'provider' AND p.id <> a.id)`,
+  };
+})();
+
+/**
+ * Raises or resolves the findings an import can observe, for the accounts in the file, and
+ * resolves those of removed accounts, in one statement. Raising evaluates every condition once
+ * per account in the file; resolving evaluates only the condition of each unresolved finding. A
+ * finding seen again keeps its status and first-seen time.
+ */
+async function reconcileFindings(
+  manager: EntityManager,
+  systemId: string,
+  now: Date,
+): Promise<{ raised: number; resolved: number }> {
+  const types = Object.entries(FINDING_CONDITIONS);
+  const observed = types.map(([type, condition]) => `('${type}', ${condition})`).join(',\n');
+  // Accounts created by this import cannot have findings yet, because no other transaction can
+  // reference them before the commit, so their findings need no conflict check.
+  const observedFindings = (accounts: 'created' | 'existing'): string =>
+    `SELECT t.type, a.system_id, a.id, '{"source": "account-import"}'::jsonb, $2::timestamptz,
+            $2::timestamptz, 'open'
+       FROM accounts a JOIN account_import_rows r ON r.lower_id = lower(a.external_id)
+      CROSS JOIN LATERAL (VALUES ${observed}) AS t (type, holds)
+      WHERE a.system_id = $1 AND t.holds
+        AND ${accounts === 'created' ? '' : 'NOT '}EXISTS (
+          SELECT 1 FROM account_import_outcomes o
+           WHERE o.lower_id = r.lower_id AND o.outcome = 'created')`;
+  const stillHolds = types.map(([type, condition]) => `WHEN '${type}' THEN ${condition}`);
+  const [result] = await manager.query<{ raised: number; resolved: number }[]>(
+    `WITH raised_new AS (
+       INSERT INTO access_findings (type, system_id, account_id, details, first_seen_at,
+                                    last_seen_at, status)
+       ${observedFindings('created')}
+       RETURNING 1
+     ), raised_again AS (
+       INSERT INTO access_findings (type, system_id, account_id, details, first_seen_at,
+                                    last_seen_at, status)
+       ${observedFindings('existing')}
+       ON CONFLICT (type, system_id, account_id) DO UPDATE
+         SET last_seen_at = EXCLUDED.last_seen_at,
+             status = CASE WHEN access_findings.status = 'resolved' THEN 'open'
+                           ELSE access_findings.status END,
+             resolved_at = NULL
+       RETURNING 1
+     ), resolved AS (
+       UPDATE access_findings f SET status = 'resolved', resolved_at = $2, version = f.version + 1
+         FROM accounts a
+        WHERE f.account_id = a.id AND f.type = ANY($3::text[]) AND f.status <> 'resolved'
+          AND a.system_id = $1
+          AND (a.id IN (SELECT d.id FROM account_import_removed d)
+               OR (EXISTS (SELECT 1 FROM account_import_rows r WHERE r.lower_id = lower(a.external_id))
+                   AND NOT (CASE f.type ${stillHolds.join(' ')} END)))
+       RETURNING 1
+     )
+     SELECT ((SELECT count(*) FROM raised_new) + (SELECT count(*) FROM raised_again))::int AS raised,
+            (SELECT count(*) FROM resolved)::int AS resolved`,
+    [systemId, now, types.map(([type]) => type)],
+  );
+  return result;
 }
 
 function invalidFile(message: string, rejected: RejectedRow[]): DomainError {
@@ -438,33 +442,39 @@ function invalidFile(message: string, rejected: RejectedRow[]): DomainError {
   });
 }
 
-function rowResults(
-  staged: StagedFile,
-  created: { id: string; lower_id: string; external_id: string }[],
-  updated: Record<string, unknown>[],
-): RowResult[] {
-  const outcomes = new Map<string, { outcome: RowOutcome; accountId: string }>();
-  for (const row of created) outcomes.set(row.lower_id, { outcome: 'created', accountId: row.id });
-  for (const row of updated) {
-    outcomes.set(row.lower_id as string, { outcome: 'updated', accountId: row.id as string });
-  }
+/**
+ * Reads the per-row report: the staged rows with their outcome and the rejected rows, in line
+ * order. Unchanged rows carry no account id.
+ */
+async function readRowResults(
+  manager: EntityManager,
+  rejected: RejectedRow[],
+): Promise<RowResult[]> {
+  const client = (await manager.queryRunner!.connect()) as PoolClient;
+  // Arrays instead of keyed row objects, because this can be one row per line of a large file.
+  const { rows } = await client.query<[number, string, RowOutcome | null, string | null]>({
+    text: `SELECT r.line, r.external_id, o.outcome, o.account_id
+             FROM account_import_rows r LEFT JOIN account_import_outcomes o USING (lower_id)
+            ORDER BY r.line`,
+    rowMode: 'array',
+  });
+  const rejectedRows = [...rejected].sort((a, b) => a.line - b.line);
   const results: RowResult[] = [];
-  for (const [key, { line, externalId }] of staged.lines) {
-    const known = outcomes.get(key);
-    results.push({
-      line,
-      externalId,
-      outcome: known?.outcome ?? 'unchanged',
-      ...(known ? { accountId: known.accountId } : {}),
-    });
+  let next = 0;
+  for (const [line, externalId, outcome, accountId] of rows) {
+    while (next < rejectedRows.length && rejectedRows[next].line < line) {
+      results.push(rejectedResult(rejectedRows[next++]));
+    }
+    results.push(
+      outcome === null
+        ? { line, externalId, outcome: 'unchanged' }
+        : { line, externalId, outcome, accountId: accountId! },
+    );
   }
-  for (const row of staged.rejected) {
-    results.push({
-      line: row.line,
-      externalId: row.externalId,
-      outcome: 'rejected',
-      reason: row.reason,
-    });
-  }
-  return results.sort((a, b) => a.line - b.line);
+  while (next < rejectedRows.length) results.push(rejectedResult(rejectedRows[next++]));
+  return results;
+}
+
+function rejectedResult(row: RejectedRow): RowResult {
+  return { line: row.line, externalId: row.externalId, outcome: 'rejected', reason: row.reason };
 }

@@ -52,6 +52,37 @@ export class AuditService {
     );
   }
 
+  /**
+   * Appends an event like record(), with `after` merged (jsonb `||`) with the object that the SQL
+   * expression `afterQuery` returns, so a large part of the event can be built by PostgreSQL from
+   * tables of the caller's transaction. The expression takes no parameters and must return a
+   * jsonb object.
+   */
+  async recordWithAfterQuery(
+    manager: EntityManager,
+    entry: AuditEntry,
+    afterQuery: string,
+  ): Promise<void> {
+    const context = currentContext();
+    await manager.query(
+      `INSERT INTO audit_events
+         (occurred_at, actor, channel, action, entity_type, entity_id, before, after, request_id, client_address)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, COALESCE($8::jsonb, '{}') || (${afterQuery}), $9, $10)`,
+      [
+        this.clock.now(),
+        context?.actor ?? 'system',
+        context?.channel ?? 'system',
+        entry.action,
+        entry.entityType,
+        entry.entityId,
+        toJson(entry.before),
+        toJson(entry.after),
+        context?.requestId ?? null,
+        context?.clientAddress ?? null,
+      ],
+    );
+  }
+
   /** Recomputes every link from the first event to the head in one pass inside PostgreSQL. */
   async verify(): Promise<ChainVerification> {
     const [summary] = await this.dataSource.query<{ events: number; head: string | null }[]>(
