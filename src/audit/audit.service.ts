@@ -32,24 +32,7 @@ export class AuditService {
   ) {}
 
   async record(manager: EntityManager, entry: AuditEntry): Promise<void> {
-    const context = currentContext();
-    await manager.query(
-      `INSERT INTO audit_events
-         (occurred_at, actor, channel, action, entity_type, entity_id, before, after, request_id, client_address)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-      [
-        this.clock.now(),
-        context?.actor ?? 'system',
-        context?.channel ?? 'system',
-        entry.action,
-        entry.entityType,
-        entry.entityId,
-        toJson(entry.before),
-        toJson(entry.after),
-        context?.requestId ?? null,
-        context?.clientAddress ?? null,
-      ],
-    );
+    await this.insert(manager, entry, '$8');
   }
 
   /**
@@ -63,11 +46,16 @@ export class AuditService {
     entry: AuditEntry,
     afterQuery: string,
   ): Promise<void> {
+    await this.insert(manager, entry, `COALESCE($8::jsonb, '{}') || (${afterQuery})`);
+  }
+
+  /** Inserts one event; `afterSql` is the SQL for the `after` column, reading `entry.after` as `$8`. */
+  private async insert(manager: EntityManager, entry: AuditEntry, afterSql: string): Promise<void> {
     const context = currentContext();
     await manager.query(
       `INSERT INTO audit_events
          (occurred_at, actor, channel, action, entity_type, entity_id, before, after, request_id, client_address)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, COALESCE($8::jsonb, '{}') || (${afterQuery}), $9, $10)`,
+       VALUES ($1, $2, $3, $4, $5, $6, $7, ${afterSql}, $9, $10)`,
       [
         this.clock.now(),
         context?.actor ?? 'system',
