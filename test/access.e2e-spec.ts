@@ -733,6 +733,59 @@ describe('access', () => {
     expect(alice).toMatchObject({ mfaState: 'enabled' });
   });
 
+  it('header-only full snapshot removes nothing', async () => {
+    const systemId = await approvedSystem(t);
+    expect(
+      (await importCsv(t, systemId, 'preset=aws-iam-credential-report', AWS_REPORT)).statusCode,
+    ).toBe(201);
+    const headerOnly = `${AWS_HEADER}\n`;
+    const empty = await importCsv(
+      t,
+      systemId,
+      'preset=aws-iam-credential-report&mode=full',
+      headerOnly,
+    );
+    expect(empty.statusCode).toBe(201);
+    expect(empty.json()).toMatchObject({ rowsRead: 0, removed: 0 });
+    expect(empty.json().removalSkipped).toContain('no account rows');
+    const statuses = (await accountsOf(t, systemId)).map((account) => account.status);
+    expect(statuses).toHaveLength(5);
+    expect(statuses).not.toContain('removed');
+  });
+
+  it('one open grant per account', async () => {
+    const systemId = await approvedSystem(t);
+    const holderUserId = await createPerson(t, 'duplicate');
+    const input = {
+      systemId,
+      holderUserId,
+      accountExternalId: 'dup-user',
+      privilege: 'standard',
+      purpose: 'everyday',
+    };
+    const responses = await Promise.all(
+      [0, 1, 2].map(() =>
+        t.request(
+          {
+            method: 'POST',
+            url: '/api/access-grants',
+            payload: { justification: 'Needed for the support rota', ...input },
+          },
+          'requester',
+        ),
+      ),
+    );
+    expect(responses.map((response) => response.statusCode).sort()).toEqual([201, 409, 409]);
+    const conflict = responses.find((response) => response.statusCode === 409);
+    expect(conflict?.json().code).toBe('ACCESS.GRANT_EXISTS');
+    const rows = await superuserQuery<{ n: number }>(
+      t.databaseUrl,
+      `SELECT count(*)::int AS n FROM access_grants WHERE system_id = $1`,
+      [systemId],
+    );
+    expect(rows[0].n).toBe(1);
+  });
+
   it('imports a generic CSV through a column mapping', async () => {
     const systemId = await approvedSystem(t);
     const csv =

@@ -399,11 +399,18 @@ describe('tool approvals', () => {
     expect(changes.json().status).toBe('changes_requested');
     const resubmitted = await as(requester, 'POST', `/api/tool-requests/${request.id}/submit`, {});
     expect(resubmitted.json()).toMatchObject({ status: 'submitted', round: 2 });
+    // A change request without a comment leaves the requester guessing, so it is rejected.
+    const silent = await as(approver, 'POST', `/api/tool-requests/${request.id}/decisions`, {
+      decision: 'request-changes',
+    });
+    expect(silent.statusCode).toBe(400);
+    expect(silent.json().details.fields[0].field).toBe('comment');
     // The approver decided in round 1 and may decide again in round 2.
     expect(
       (
         await as(approver, 'POST', `/api/tool-requests/${request.id}/decisions`, {
           decision: 'request-changes',
+          comment: 'Name the patch cadence',
         })
       ).statusCode,
     ).toBe(200);
@@ -647,6 +654,59 @@ describe('tool approvals', () => {
         expect(response.statusCode).toBe(400);
         expect(({} as Record<string, unknown>).isAdmin).toBeUndefined();
       }
+    });
+
+    it('yes without required details rejected', async () => {
+      const requester = await t.createUser(['requester']);
+      const system = await createSystem();
+      const draft = await as(requester, 'POST', '/api/tool-requests', {
+        systemId: system.id,
+        justification: 'Remote support',
+      });
+      const bare = await as(
+        requester,
+        'PUT',
+        `/api/tool-requests/${draft.json().id}/evaluation/supported-version`,
+        { answer: 'yes', evidenceText: 'ok' },
+      );
+      expect(bare.statusCode).toBe(400);
+      expect(bare.json().details.fields[0].field).toBe('details.patchCadence');
+      const stored = await superuserQuery<{ n: number }>(
+        t.databaseUrl,
+        `SELECT count(*)::int AS n FROM evaluation_answers WHERE request_id = $1`,
+        [draft.json().id],
+      );
+      expect(stored[0].n).toBe(0);
+    });
+
+    it('oversized and malformed bodies rejected', async () => {
+      const requester = await t.createUser(['requester']);
+      const manyKeys = Object.fromEntries(
+        Array.from({ length: 25_000 }, (_, index) => [`k${index}`, 1]),
+      );
+      const flood = await as(requester, 'POST', '/api/tool-requests', manyKeys);
+      expect(flood.statusCode).toBe(400);
+      expect(flood.json().message).toContain('more than 20000 fields');
+      expect(flood.json().details.fields).toHaveLength(1);
+
+      const system = await createSystem();
+      const surrogate = await t.requestAs(requester, {
+        method: 'POST',
+        url: '/api/tool-requests',
+        headers: { 'content-type': 'application/json' },
+        payload: `{"systemId":"${system.id}","justification":"a\\ud800b"}`,
+      });
+      expect(surrogate.statusCode).toBe(400);
+      expect(surrogate.json().details.fields[0].field).toBe('justification');
+
+      const twoNames = await t.requestAs(requester, {
+        method: 'POST',
+        url: '/api/evidence?fileName=a&fileName=b',
+        headers: { 'content-type': 'text/plain' },
+        payload: 'evidence',
+      });
+      expect(twoNames.statusCode).toBe(400);
+      expect(twoNames.json().details.fields[0].field).toBe('fileName');
     });
 
     it('policy field validation', async () => {

@@ -164,6 +164,24 @@ describe('personal API tokens', () => {
     return response.json();
   }
 
+  it('token scopes beyond roles rejected', async () => {
+    const response = await t.request(
+      {
+        method: 'POST',
+        url: '/api/auth/tokens',
+        payload: {
+          name: 'too wide',
+          scopes: ['catalog.read', 'approvals.decide'],
+          expiresInDays: 30,
+        },
+      },
+      'auditor',
+    );
+    expect(response.statusCode).toBe(400);
+    expect(response.json().details.fields[0]).toMatchObject({ field: 'scopes' });
+    expect(response.json().details.fields[0].problems[0]).toContain('approvals.decide');
+  });
+
   it('reads within its scopes, is audited with the token, and ends on revocation', async () => {
     const created = await createToken('auditor', ['catalog.read', 'audit.read']);
     expect(created.token).toMatch(/^gvt_/);

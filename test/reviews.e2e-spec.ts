@@ -157,6 +157,22 @@ describe('access reviews', () => {
     expect(toHolder.statusCode).toBe(400);
     expect(toHolder.json().details.fields[0].field).toBe('reviewerId');
 
+    const ownReassign = await t.requestAs(owner, {
+      method: 'POST',
+      url: `/api/review-items/${own.id}/reassign`,
+      payload: { reviewerId: fallback.id, reason: 'Someone I trust', version: own.version },
+    });
+    expect(ownReassign.statusCode).toBe(403);
+    expect(ownReassign.json().code).toBe('REVIEW.SELF_REVIEW');
+    const auditor = await t.createUser(['auditor']);
+    const toAuditor = await t.requestAs(owner, {
+      method: 'POST',
+      url: `/api/review-items/${u2Item.id}/reassign`,
+      payload: { reviewerId: auditor.id, reason: 'Auditors see all', version: u2Item.version },
+    });
+    expect(toAuditor.statusCode).toBe(400);
+    expect(toAuditor.json().details.fields[0].field).toBe('reviewerId');
+
     const other = await t.createUser(['manager']);
     const moved = await t.requestAs(owner, {
       method: 'POST',

@@ -189,7 +189,14 @@ export class AccountImportService {
     const updated = created < staged.rowsValid ? await updateAccounts(manager, systemId, now) : 0;
     progress(`Updated ${updated} account(s)`);
 
-    const removal = await this.markRemoved(manager, systemId, staged.rejected, options.mode, now);
+    const removal = await this.markRemoved(
+      manager,
+      systemId,
+      staged.rejected,
+      staged.rowsRead,
+      options.mode,
+      now,
+    );
     const findings = await reconcileFindings(manager, systemId, now);
     progress(`Findings: ${findings.raised} raised or seen again, ${findings.resolved} resolved`);
 
@@ -264,10 +271,18 @@ export class AccountImportService {
     manager: EntityManager,
     systemId: string,
     rejected: RejectedRow[],
+    rowsRead: number,
     mode: 'full' | 'partial',
     now: Date,
   ): Promise<{ removed: number; skipped: string | null }> {
     if (mode === 'partial') return { removed: 0, skipped: null };
+    // A header-only file is far more often a failed export than a system with no accounts left.
+    if (rowsRead === 0) {
+      return {
+        removed: 0,
+        skipped: 'the file has no account rows, so absent accounts were kept',
+      };
+    }
     if (rejected.some((row) => row.externalId === null)) {
       return {
         removed: 0,

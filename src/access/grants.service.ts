@@ -192,7 +192,9 @@ export class GrantsService implements OnModuleInit {
     const requester = requireSignedInUser();
 
     const grant = await this.transactions.run(async (manager) => {
-      const system = await findSystem(manager, input.systemId, false);
+      // The system row lock serialises requests for one system, so two identical requests sent
+      // together cannot both pass the open-grant check further down.
+      const system = await findSystem(manager, input.systemId, true);
       await assertSystemApproved(manager, system.id, now);
       if (input.holderUserId) await requireUser(manager, input.holderUserId, 'holderUserId');
       if (input.sponsorUserId) await requireUser(manager, input.sponsorUserId, 'sponsorUserId');
@@ -206,6 +208,22 @@ export class GrantsService implements OnModuleInit {
         holderType: input.providerId ? 'provider' : 'user',
         providerId: input.providerId ?? null,
       });
+
+      const [open] = await manager.query<{ id: string; status: string }[]>(
+        `SELECT id, status FROM access_grants
+          WHERE system_id = $1 AND lower(account_external_id) = lower($2)
+            AND (status IN ('pending', 'approved')
+                 OR (status = 'active' AND (ends_at IS NULL OR ends_at > $3)))
+          LIMIT 1`,
+        [system.id, input.accountExternalId, now],
+      );
+      if (open) {
+        throw new ConflictError(
+          'ACCESS.GRANT_EXISTS',
+          `Account ${input.accountExternalId} on system ${system.id} already has a ${open.status} grant; change or revoke that one`,
+          { grantId: open.id, status: open.status },
+        );
+      }
 
       const needsSecurity = input.privilege === 'admin' && system.criticality === 'critical';
       const [row] = await manager.query<GrantRow[]>(

@@ -3,7 +3,12 @@ import { EntityManager } from 'typeorm';
 
 import { AuditService } from '../audit/audit.service';
 import { Clock } from '../common/clock';
-import { ConflictError, DomainError, RuleViolationError } from '../common/errors';
+import {
+  ConflictError,
+  DomainError,
+  InvalidInputError,
+  RuleViolationError,
+} from '../common/errors';
 import type { CurrentUser } from '../common/request-context';
 import { Transactions } from '../common/transactions';
 import { isUniqueViolation } from '../common/unique-violation';
@@ -219,6 +224,14 @@ export class ApprovalDecisionsService {
     user: CurrentUser,
     published: (PublishedEvent | null)[],
   ): Promise<RequestView> {
+    if (input.decision !== 'approve' && !input.comment) {
+      throw new InvalidInputError('A comment is required', [
+        {
+          field: 'comment',
+          problems: [`comment must tell the requester why when the decision is ${input.decision}`],
+        },
+      ]);
+    }
     const request = await loadRequest(manager, id, true);
     if (request.requesterId === user.id) throw REFUSALS.SELF_APPROVAL(id);
     assertReviewable(request, REVIEWABLE_STATUSES);

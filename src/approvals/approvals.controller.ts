@@ -185,11 +185,11 @@ export class EvidenceController {
   upload(
     @Body() body: unknown,
     @Headers('content-type') contentType: string | undefined,
-    @Query('fileName') fileName: string | undefined,
+    @Query('fileName') fileName: unknown,
   ): Promise<EvidenceFileView> {
-    if (typeof fileName === 'string' && fileName.length > 300) {
+    if (fileName !== undefined && (typeof fileName !== 'string' || fileName.length > 300)) {
       throw new InvalidInputError('Invalid file name', [
-        { field: 'fileName', problems: ['fileName must be at most 300 characters'] },
+        { field: 'fileName', problems: ['fileName must be one string of at most 300 characters'] },
       ]);
     }
     const content = Buffer.isBuffer(body)

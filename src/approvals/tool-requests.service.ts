@@ -24,7 +24,7 @@ import type {
   UpdateRequestDto,
 } from './approvals.dto';
 import { EVALUATION_ITEMS } from './evaluation';
-import type { EvaluationItem } from './evaluation';
+import type { EvaluationItem, EvaluationItemDefinition } from './evaluation';
 import {
   loadAnswers,
   loadRequest,
@@ -208,6 +208,18 @@ export class ToolRequestsService {
       ]);
     }
     const details = checkedDetails(input.details);
+    const definition: EvaluationItemDefinition = EVALUATION_ITEMS[item as EvaluationItem];
+    const missing = definition.requiredDetails.filter((key) => !details[key]);
+    if (input.answer === 'yes' && missing.length > 0) {
+      // A "yes" without its facts could never pass review, so it is rejected here, not at approval.
+      throw new InvalidInputError(
+        `A yes to ${item} needs ${missing.join(' and ')}`,
+        missing.map((key) => ({
+          field: `details.${key}`,
+          problems: [`details.${key} is required when ${item} is answered yes`],
+        })),
+      );
+    }
     return this.change(
       id,
       input.version,

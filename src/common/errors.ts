@@ -49,7 +49,7 @@ export class ConflictError extends DomainError {
 export class StaleVersionError extends ConflictError {
   constructor(entity: string, id: string, expected: number, current: number) {
     super(
-      `${entity.toUpperCase()}.STALE_VERSION`,
+      `${entity.toUpperCase().replace(/\s+/g, '_')}.STALE_VERSION`,
       `${entity} ${id} is at version ${current}, not ${expected}; reload it and apply the change again`,
       { id, expectedVersion: expected, currentVersion: current },
     );

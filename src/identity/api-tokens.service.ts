@@ -5,11 +5,12 @@ import { DataSource } from 'typeorm';
 
 import { AuditService } from '../audit/audit.service';
 import { Clock } from '../common/clock';
-import { NotFoundError } from '../common/errors';
+import { InvalidInputError, NotFoundError } from '../common/errors';
 import { CurrentUser } from '../common/request-context';
 import { returnedRows, Transactions } from '../common/transactions';
 import { tokenHash } from './auth.service';
-import type { Permission } from './permissions';
+import { allows } from './permissions';
+import type { Permission, Role } from './permissions';
 
 /** Prefix that distinguishes personal API tokens from session access tokens. */
 export const API_TOKEN_PREFIX = 'gvt_';
@@ -44,6 +45,26 @@ export class ApiTokensService {
   ): Promise<ApiTokenView & { token: string }> {
     const token = `${API_TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
     return this.transactions.run(async (manager) => {
+      const roles = await manager.query<{ role: Role }[]>(
+        `SELECT role FROM user_roles WHERE user_id = $1`,
+        [userId],
+      );
+      const beyond = input.scopes.filter(
+        (scope) =>
+          !allows(
+            scope,
+            roles.map((row) => row.role),
+          ),
+      );
+      if (beyond.length > 0) {
+        // Such a scope could never be used, so a token carrying it would only mislead its owner.
+        throw new InvalidInputError('A token scope is beyond your roles', [
+          {
+            field: 'scopes',
+            problems: [`scopes ${beyond.join(', ')} are not granted to any of your roles`],
+          },
+        ]);
+      }
       const now = this.clock.now();
       const [view] = await manager.query<ApiTokenView[]>(
         `WITH created AS (

@@ -3,7 +3,12 @@ import { DataSource, EntityManager } from 'typeorm';
 
 import { AuditService } from '../audit/audit.service';
 import { Clock } from '../common/clock';
-import { NotFoundError, RuleViolationError, StaleVersionError } from '../common/errors';
+import {
+  DomainError,
+  NotFoundError,
+  RuleViolationError,
+  StaleVersionError,
+} from '../common/errors';
 import { assertMayActOnSystem } from '../common/ownership';
 import { Page, toPage } from '../common/pagination';
 import { Transactions } from '../common/transactions';
@@ -139,7 +144,14 @@ export class CampaignsService {
       `SELECT ${POLICY_COLUMNS} FROM review_policies WHERE system_id = $1`,
       [systemId],
     );
-    if (!policy) throw new NotFoundError('Review policy', systemId);
+    if (!policy) {
+      throw new DomainError(
+        404,
+        'REVIEW_POLICY.NOT_FOUND',
+        `System ${systemId} has no review policy; set one with PUT /api/systems/${systemId}/review-policy`,
+        { systemId },
+      );
+    }
     return policy;
   }
 

@@ -7,6 +7,8 @@ import { ConflictError, DomainError, InvalidInputError, NotFoundError } from '..
 import { requireSignedInUser } from '../common/request-context';
 import type { CurrentUser } from '../common/request-context';
 import { returnedRows, Transactions } from '../common/transactions';
+import { allows } from '../identity/permissions';
+import type { Role } from '../identity/permissions';
 import { UserHooks } from '../identity/user-hooks';
 import { CampaignsService, ItemView, withEffectiveOutcome } from './campaigns.service';
 import { ReviewEvents } from './review-events';
@@ -135,6 +137,8 @@ export class ReviewItemsService implements OnModuleInit {
     const { item, previousReviewer } = await this.transactions.run(async (manager) => {
       const current = await this.load(manager, id);
       assertOpen(current, this.clock.now());
+      // The holder may not choose who reviews their own account, whatever roles they hold.
+      if (current.holderUserId === user.id) throw selfReview(id);
       const privileged = user.roles.some((role) =>
         ['platform-admin', 'security-approver'].includes(role),
       );
@@ -154,13 +158,23 @@ export class ReviewItemsService implements OnModuleInit {
           },
         ]);
       }
-      const [reviewer] = await manager.query<{ active: boolean }[]>(
-        `SELECT active FROM users WHERE id = $1`,
+      const [reviewer] = await manager.query<{ active: boolean; roles: Role[] }[]>(
+        `SELECT u.active, coalesce(array_agg(r.role) FILTER (WHERE r.role IS NOT NULL), '{}') AS roles
+           FROM users u LEFT JOIN user_roles r ON r.user_id = u.id
+          WHERE u.id = $1 GROUP BY u.id`,
         [input.reviewerId],
       );
       if (!reviewer || !reviewer.active) {
         throw new InvalidInputError('Unknown or inactive reviewer', [
           { field: 'reviewerId', problems: ['reviewerId must name an active user'] },
+        ]);
+      }
+      if (!allows('reviews.decide', reviewer.roles)) {
+        throw new InvalidInputError('The reviewer cannot decide review items', [
+          {
+            field: 'reviewerId',
+            problems: ['reviewerId must name a user whose roles include deciding review items'],
+          },
         ]);
       }
 
