@@ -6,6 +6,7 @@ import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
 import { Logger } from 'nestjs-pino';
+import secureJson from 'secure-json-parse';
 
 import { AppModule } from './app.module';
 import { Clock, SystemClock } from './common/clock';
@@ -35,9 +36,28 @@ export async function buildApp(
     adapter,
     {
       bufferLogs: true,
+      // The JSON parser is registered below, so Nest adds none of its own.
+      bodyParser: false,
     },
   );
   app.useLogger(app.get(Logger));
+  // JSON bodies: prototype keys are rejected by name, where Fastify's own parser gives one message
+  // for every parse failure.
+  app.getHttpAdapter().getInstance().removeContentTypeParser('application/json');
+  app
+    .getHttpAdapter()
+    .getInstance()
+    .addContentTypeParser(
+      'application/json',
+      { parseAs: 'string', bodyLimit: runtime.settings.bodyLimitBytes },
+      (_request, body, done) => {
+        try {
+          done(null, parseJsonBody(body as string));
+        } catch (error) {
+          done(error as Error, undefined);
+        }
+      },
+    );
   // Catalog files are sent raw and may be larger than JSON request bodies.
   app
     .getHttpAdapter()
@@ -184,5 +204,32 @@ function assertJsonUnlessUpload(
       'REQUEST.UNSUPPORTED_MEDIA_TYPE',
       `Send this request body as application/json (got ${contentType.slice(0, 60)})`,
     );
+  }
+}
+
+/**
+ * Parses a JSON request body, rejecting `__proto__` keys and `constructor.prototype` paths with a
+ * 400 that names the problem instead of a generic parse error.
+ */
+export function parseJsonBody(text: string): unknown {
+  if (text.trim() === '') {
+    throw new DomainError(
+      400,
+      'REQUEST.INVALID',
+      'Request body is empty but Content-Type is application/json',
+    );
+  }
+  try {
+    return secureJson.parse(text, undefined, { protoAction: 'error', constructorAction: 'error' });
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    // The parser gives one message for both kinds of prototype key, so the text tells them apart.
+    if (/forbidden prototype property/.test(reason)) {
+      const key = /"__proto__"\s*:/.test(text) ? '__proto__' : 'constructor.prototype';
+      throw new DomainError(400, 'REQUEST.INVALID', `Request body must not contain a ${key} key`, {
+        fields: [{ field: key, problems: [`${key} keys are not accepted in request bodies`] }],
+      });
+    }
+    throw new DomainError(400, 'REQUEST.INVALID', `Request body is not valid JSON: ${reason}`);
   }
 }

@@ -644,7 +644,10 @@ describe('tool approvals', () => {
 
     it('decision body prototype keys rejected', async () => {
       const approver = await t.createUser(['security-approver']);
-      for (const key of ['constructor', '__proto__']) {
+      for (const [key, named] of [
+        ['constructor', 'constructor.prototype'],
+        ['__proto__', '__proto__'],
+      ]) {
         const response = await t.requestAs(approver, {
           method: 'POST',
           url: '/api/tool-requests/decisions',
@@ -652,8 +655,17 @@ describe('tool approvals', () => {
           payload: `{"items":[{"requestId":"${randomUUIDv4()}","decision":"approve"}],"${key}":{"prototype":{"isAdmin":true}}}`,
         });
         expect(response.statusCode).toBe(400);
+        expect(response.json().details.fields[0].field).toBe(named);
         expect(({} as Record<string, unknown>).isAdmin).toBeUndefined();
       }
+      const broken = await t.requestAs(approver, {
+        method: 'POST',
+        url: '/api/tool-requests/decisions',
+        headers: { 'content-type': 'application/json' },
+        payload: '{"items": [',
+      });
+      expect(broken.statusCode).toBe(400);
+      expect(broken.json().message).toContain('not valid JSON');
     });
 
     it('yes without required details rejected', async () => {
