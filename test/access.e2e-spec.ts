@@ -853,6 +853,25 @@ describe('access', () => {
       'sponsorUserId',
       'endsAt',
     ]);
+    const farEnd = await t.request(
+      {
+        method: 'POST',
+        url: '/api/access-grants',
+        payload: {
+          systemId,
+          holderUserId: t.users.manager.id,
+          accountExternalId: 'far-admin',
+          privilege: 'admin',
+          purpose: 'admin',
+          justification: 'On call',
+          endsAt: '9999-12-31T00:00:00Z',
+        },
+      },
+      'requester',
+    );
+    expect(farEnd.statusCode).toBe(400);
+    expect(farEnd.json().details.fields[0].field).toBe('endsAt');
+    expect(farEnd.json().details.fields[0].problems[0]).toContain('365 days');
     const [{ count: after }] = await superuserQuery<{ count: string }>(
       t.databaseUrl,
       'SELECT count(*) FROM access_grants',
@@ -1003,6 +1022,16 @@ describe('access', () => {
       'system-owner',
     );
     expect(owner.statusCode).toBe(403);
+    const forever = await t.request(
+      {
+        method: 'POST',
+        url,
+        payload: { reason: 'Break-glass account', expiresAt: '9999-01-01T00:00:00Z', version: 1 },
+      },
+      'security-approver',
+    );
+    expect(forever.statusCode).toBe(400);
+    expect(forever.json().details.fields[0].field).toBe('expiresAt');
     const accepted = await t.request(
       {
         method: 'POST',

@@ -1,8 +1,10 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { DataSource, EntityManager } from 'typeorm';
 
 import { AuditService } from '../audit/audit.service';
 import { Clock } from '../common/clock';
+import { SETTINGS } from '../config/runtime';
+import type { Settings } from '../config/settings';
 import {
   ConflictError,
   InvalidInputError,
@@ -100,6 +102,7 @@ export class AccessFindingsService {
     private readonly transactions: Transactions,
     private readonly audit: AuditService,
     private readonly clock: Clock,
+    @Inject(SETTINGS) private readonly settings: Settings,
   ) {}
 
   async list(query: FindingListQuery): Promise<Page<AccessFindingView>> {
@@ -131,6 +134,18 @@ export class AccessFindingsService {
     if (expiresAt.getTime() <= now.getTime()) {
       throw new InvalidInputError('Invalid request: check expiresAt', [
         { field: 'expiresAt', problems: [`expiresAt must be after ${now.toISOString()}`] },
+      ]);
+    }
+    const latest = new Date(now.getTime() + this.settings.riskAcceptanceMaxDays * 86_400_000);
+    if (expiresAt > latest) {
+      // A risk accepted without a real end is a permanent exception, which the review must see.
+      throw new InvalidInputError('Invalid request: check expiresAt', [
+        {
+          field: 'expiresAt',
+          problems: [
+            `expiresAt must be at most ${this.settings.riskAcceptanceMaxDays} days ahead (by ${latest.toISOString()}); RISK_ACCEPTANCE_MAX_DAYS sets the limit`,
+          ],
+        },
       ]);
     }
     return this.transactions.run(async (manager) => {

@@ -4,6 +4,7 @@ import { DataSource, EntityManager } from 'typeorm';
 import { assertSystemApproved, effectiveMaxAdmins } from '../approvals/system-approval';
 import { AuditService } from '../audit/audit.service';
 import { Clock } from '../common/clock';
+import type { Settings } from '../config/settings';
 import {
   ConflictError,
   DomainError,
@@ -15,7 +16,7 @@ import { assertMayActOnSystem } from '../common/ownership';
 import { Page, toPage } from '../common/pagination';
 import { CurrentUser, requireSignedInUser } from '../common/request-context';
 import { returnedRows, Transactions } from '../common/transactions';
-import { KEYS } from '../config/runtime';
+import { KEYS, SETTINGS } from '../config/runtime';
 import type { Keys } from '../config/keys';
 import { requireUser } from '../identity/users.service';
 import { NotificationsService } from '../notifications/notifications.service';
@@ -141,6 +142,7 @@ export class GrantsService implements OnModuleInit {
     private readonly expiryQueue: GrantExpiryQueue,
     private readonly scheduler: SchedulerService,
     @Inject(KEYS) private readonly keys: Keys,
+    @Inject(SETTINGS) private readonly settings: Settings,
   ) {}
 
   onModuleInit(): void {
@@ -188,7 +190,7 @@ export class GrantsService implements OnModuleInit {
 
   async request(input: CreateGrantDto): Promise<GrantView> {
     const now = this.clock.now();
-    assertRequestShape(input, now);
+    assertRequestShape(input, now, this.settings.grantMaxDays);
     const requester = requireSignedInUser();
 
     const grant = await this.transactions.run(async (manager) => {
@@ -699,7 +701,7 @@ export async function readGrant(manager: EntityManager, id: string, now: Date): 
 }
 
 /** Checks the parts of a request that need no database: one holder form and a future end date. */
-function assertRequestShape(input: CreateGrantDto, now: Date): void {
+function assertRequestShape(input: CreateGrantDto, now: Date, maxDays: number): void {
   const problems: { field: string; problems: string[] }[] = [];
   if ((input.holderUserId === undefined) === (input.providerId === undefined)) {
     problems.push({
@@ -725,6 +727,16 @@ function assertRequestShape(input: CreateGrantDto, now: Date): void {
   }
   if (input.endsAt !== undefined && new Date(input.endsAt).getTime() <= now.getTime()) {
     problems.push({ field: 'endsAt', problems: [`endsAt must be after ${now.toISOString()}`] });
+  }
+  const latestEnd = new Date(now.getTime() + maxDays * 86_400_000);
+  if (needsEnd && input.endsAt !== undefined && new Date(input.endsAt) > latestEnd) {
+    // An end date far ahead would make the required end date a formality.
+    problems.push({
+      field: 'endsAt',
+      problems: [
+        `endsAt of an admin grant or provider account must be at most ${maxDays} days ahead (by ${latestEnd.toISOString()}); GRANT_MAX_DAYS sets the limit`,
+      ],
+    });
   }
   if (problems.length > 0) {
     const names = [...new Set(problems.map((problem) => problem.field))].join(', ');

@@ -39,6 +39,10 @@ export interface Settings {
   reviewCloseCron: string;
   /** Days to carry out a de-provisioning task opened by a review. */
   deprovisionSlaDays: number;
+  /** Longest time an end date may lie ahead for admin grants and provider accounts, in days. */
+  grantMaxDays: number;
+  /** Longest a risk acceptance of an access finding may last, in days. */
+  riskAcceptanceMaxDays: number;
   /** Days to fix a known exploited vulnerability, counted from first match, by system criticality. */
   patchSlaDays: Record<'critical' | 'high' | 'medium' | 'low', number>;
   /** Lifetime of an access token, in minutes; a refresh token renews it. */
@@ -189,6 +193,8 @@ export function loadSettings(env: Env = process.env): Settings {
       'a cron pattern of five fields (six with seconds) such as "*/15 * * * *"',
     ),
     deprovisionSlaDays: reader.integer('DEPROVISION_SLA_DAYS', 7, 1, 365),
+    grantMaxDays: reader.integer('GRANT_MAX_DAYS', 365, 1, 3650),
+    riskAcceptanceMaxDays: reader.integer('RISK_ACCEPTANCE_MAX_DAYS', 365, 1, 3650),
     reapprovalCron: reader.pattern(
       'REAPPROVAL_CRON',
       '23 * * * *',
