@@ -567,6 +567,9 @@ describe('tool approvals', () => {
       );
       expect(download.statusCode).toBe(200);
       expect(download.rawPayload.equals(bytes)).toBe(true);
+      expect(download.headers['content-disposition']).toBe(
+        `attachment; filename="soc2.pdf"; filename*=UTF-8''soc2.pdf`,
+      );
 
       const system = await createSystem();
       const draft = await as(requester, 'POST', '/api/tool-requests', {

@@ -222,7 +222,7 @@ export class EvidenceController {
     const file = await this.evidence.content(sha256);
     await reply
       .header('content-type', file.mediaType)
-      .header('content-disposition', 'attachment')
+      .header('content-disposition', contentDisposition(file.fileName, sha256))
       .header('x-content-type-options', 'nosniff')
       .send(file.content);
   }
@@ -237,4 +237,18 @@ export class EvidenceController {
     }
     return this.evidence.describe(sha256);
   }
+}
+
+/**
+ * Builds an attachment header with the uploaded file name: an ASCII fallback with quotes and
+ * control characters replaced, and the exact name UTF-8 percent-encoded in `filename*`.
+ */
+function contentDisposition(fileName: string | null, sha256: string): string {
+  const name = fileName ?? sha256;
+  const fallback = name.replace(/[^\x20-\x7e]|["\\]/g, '_');
+  const encoded = encodeURIComponent(name).replace(
+    /['()*]/g,
+    (character) => `%${character.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
+  return `attachment; filename="${fallback}"; filename*=UTF-8''${encoded}`;
 }

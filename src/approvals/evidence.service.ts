@@ -84,13 +84,14 @@ export class EvidenceService {
     return row;
   }
 
-  async content(sha256: string): Promise<{ content: Buffer; mediaType: string }> {
-    const [row] = await this.dataSource.query<{ content: Buffer; media_type: string }[]>(
-      `SELECT content, media_type FROM evidence_files WHERE sha256 = $1`,
-      [sha256],
-    );
+  async content(
+    sha256: string,
+  ): Promise<{ content: Buffer; mediaType: string; fileName: string | null }> {
+    const [row] = await this.dataSource.query<
+      { content: Buffer; media_type: string; file_name: string | null }[]
+    >(`SELECT content, media_type, file_name FROM evidence_files WHERE sha256 = $1`, [sha256]);
     if (!row) throw new NotFoundError('Evidence file', sha256);
-    return { content: row.content, mediaType: row.media_type };
+    return { content: row.content, mediaType: row.media_type, fileName: row.file_name };
   }
 
   private tooLarge(size: number): DomainError {
