@@ -206,6 +206,8 @@ export class ReviewItemsService implements OnModuleInit {
    * Moves a deactivated reviewer's undecided items in open campaigns to the policy's fallback
    * reviewer, or the system owner, with the reason "reviewer inactive". Runs inside the
    * deactivation's transaction.
+   * NOTE: reminder jobs are not told here, because this runs before the deactivation commits; the
+   * reminders' next reconciliation (every 15 minutes by default) moves them to the new reviewer.
    */
   private async moveFromInactive(manager: EntityManager, userId: string): Promise<void> {
     const moved = await manager.query<
