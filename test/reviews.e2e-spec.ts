@@ -197,6 +197,11 @@ describe('access reviews', () => {
     await setPolicy(systemId, fallback.id);
     const campaign = await openCampaign(systemId);
     expect((await items(campaign.id)).every((i) => i.reviewerId === m1.id)).toBe(true);
+    const digestsOf = async (reviewerId: string): Promise<string[]> =>
+      (await t.app.get(ReminderQueue).queuedIds()).filter((id) =>
+        id.startsWith(`rr-${campaign.id}-${reviewerId}-`),
+      );
+    expect(await digestsOf(m1.id)).not.toHaveLength(0);
 
     t.clock.set(new Date(t.clock.now().getTime() + 2 * DAY));
     const m1Read = await t.request({ method: 'GET', url: `/api/users/${m1.id}` });
@@ -215,6 +220,9 @@ describe('access reviews', () => {
       fallback.id,
     ]);
     expect(moved.every((i) => i.assignedReason === 'reviewer inactive')).toBe(true);
+    // Reminders follow the new reviewer as soon as the deactivation commits.
+    expect(await digestsOf(m1.id)).toHaveLength(0);
+    expect(await digestsOf(fallback.id)).not.toHaveLength(0);
     const audits = await superuserQuery<{ n: number }>(
       t.databaseUrl,
       `SELECT count(*)::int AS n FROM audit_events

@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { DataSource, EntityManager } from 'typeorm';
 
 /**
@@ -7,10 +7,39 @@ import { DataSource, EntityManager } from 'typeorm';
  */
 @Injectable()
 export class Transactions {
+  private readonly logger = new Logger('Transactions');
+  /** Work to start once a transaction opened by run() has committed, by its manager. */
+  private readonly pending = new WeakMap<EntityManager, (() => Promise<void>)[]>();
+
   constructor(private readonly dataSource: DataSource) {}
 
-  run<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
-    return this.dataSource.transaction('READ COMMITTED', work);
+  async run<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
+    const callbacks: (() => Promise<void>)[] = [];
+    const result = await this.dataSource.transaction('READ COMMITTED', (manager) => {
+      this.pending.set(manager, callbacks);
+      return work(manager);
+    });
+    for (const callback of callbacks) {
+      try {
+        await callback();
+      } catch (error) {
+        // The change has committed; work after it keeps derived state that can be rebuilt.
+        this.logger.warn({ err: error }, 'Work after a commit failed');
+      }
+    }
+    return result;
+  }
+
+  /**
+   * Runs `callback` after the transaction of `manager` commits, for work that must see the
+   * committed state (such as rescheduling jobs). Returns false when `manager` was not opened by
+   * run(), so the caller knows nothing was registered.
+   */
+  afterCommit(manager: EntityManager, callback: () => Promise<void>): boolean {
+    const callbacks = this.pending.get(manager);
+    if (!callbacks) return false;
+    callbacks.push(callback);
+    return true;
   }
 }
 

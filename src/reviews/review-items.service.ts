@@ -206,8 +206,7 @@ export class ReviewItemsService implements OnModuleInit {
    * Moves a deactivated reviewer's undecided items in open campaigns to the policy's fallback
    * reviewer, or the system owner, with the reason "reviewer inactive". Runs inside the
    * deactivation's transaction.
-   * NOTE: reminder jobs are not told here, because this runs before the deactivation commits; the
-   * reminders' next reconciliation (every 15 minutes by default) moves them to the new reviewer.
+   * Reminder jobs follow once the deactivation commits.
    */
   private async moveFromInactive(manager: EntityManager, userId: string): Promise<void> {
     const moved = await manager.query<
@@ -236,6 +235,24 @@ export class ReviewItemsService implements OnModuleInit {
         before: { reviewerId: userId },
         after: this.view(await this.load(manager, item.id)),
       });
+    }
+    const byCampaign = new Map<string, (string | null)[]>();
+    for (const item of returnedRows(moved)) {
+      byCampaign.set(item.campaign_id, [
+        ...(byCampaign.get(item.campaign_id) ?? [userId]),
+        item.reviewer_id,
+      ]);
+    }
+    for (const [campaignId, reviewers] of byCampaign) {
+      const registered = this.transactions.afterCommit(manager, () =>
+        this.events.itemsChanged(campaignId, reviewers),
+      );
+      if (!registered) {
+        this.logger.warn(
+          { userId, campaignId },
+          'Reminders of moved review items wait for the next reconciliation',
+        );
+      }
     }
     if (returnedRows(moved).length > 0) {
       this.logger.log(
