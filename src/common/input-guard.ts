@@ -3,7 +3,7 @@ import { DomainError } from './errors';
 /** Deepest nesting accepted in a request body or query; deeper input is rejected, not walked. */
 export const MAX_INPUT_DEPTH = 32;
 /**
- * Most keys and array elements accepted in one request body or query. The validators cost grows
+ * Maximum number of keys and array elements in one request body or query. Validation time grows
  * faster than linearly with unknown keys, so a body with far more fields than any route takes is
  * rejected before validation. The largest route body (1,000 bulk items of a few fields) stays well
  * below it.
